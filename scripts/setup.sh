@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# One-shot, idempotent set-up for FL-SecFlow on a fresh clone:
+#   1. npm dependencies (scripts skipped: tfjs-node's own install script needs a CDN that may be unreachable);
+#   2. the tfjs-node native backend: the ordinary download path first, then an offline build against the
+#      TensorFlow C API carried by PyPI's tensorflow-cpu wheel (see ../shared/docs/toolchain.md);
+#   3. the Rust native addon (bindings/), when the bindings folder has a build script.
+# Big downloads live in $SECFLOW_CACHE (default ~/.cache/fl-secflow), never in the clone.
+set -euo pipefail
+
+QUIET=0
+[[ "${1:-}" == "--quiet" ]] && QUIET=1
+say() { [[ $QUIET == 1 ]] || echo "[setup] $*"; }
+warn() { echo "[setup] $*" >&2; }
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+CACHE="${SECFLOW_CACHE:-$HOME/.cache/fl-secflow}"
+TF_WHEEL_VERSION="2.21.0"
+TFJS_NODE_DIR="node_modules/@tensorflow/tfjs-node"
+
+install_npm_deps() {
+  if [[ -f node_modules/.package-lock.json && node_modules/.package-lock.json -nt package.json ]]; then
+    say "npm dependencies up to date"
+    return
+  fi
+  say "installing npm dependencies"
+  if [[ -f package-lock.json ]]; then npm ci --ignore-scripts --no-audit --no-fund >/dev/null
+  else npm install --ignore-scripts --no-audit --no-fund >/dev/null; fi
+}
+
+tfjs_node_works() {
+  node -e "require('@tensorflow/tfjs-node')" >/dev/null 2>&1
+}
+
+# The path users with internet take: tfjs-node's own install script downloads libtensorflow.
+try_ordinary_tfjs_install() {
+  say "trying tfjs-node's ordinary install (downloads libtensorflow)"
+  (cd "$TFJS_NODE_DIR" && timeout 120 node scripts/install.js >/dev/null 2>&1) && tfjs_node_works
+}
+
+fetch_tensorflow_c_api() {
+  local tfdir="$CACHE/tf/tensorflow"
+  if [[ -f "$tfdir/libtensorflow_cc.so.2" && -f "$tfdir/libtensorflow_framework.so.2" && -d "$tfdir/include" ]]; then
+    return
+  fi
+  mkdir -p "$CACHE"
+  local wheel
+  wheel=$(ls "$CACHE"/tensorflow_cpu-"$TF_WHEEL_VERSION"-*.whl 2>/dev/null | head -n1 || true)
+  if [[ -z "$wheel" ]]; then
+    say "downloading tensorflow-cpu $TF_WHEEL_VERSION wheel into $CACHE (about 270 MB, once)"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+      -d "$CACHE" "tensorflow-cpu==$TF_WHEEL_VERSION"
+    wheel=$(ls "$CACHE"/tensorflow_cpu-"$TF_WHEEL_VERSION"-*.whl | head -n1)
+  fi
+  say "extracting the TensorFlow C API from $(basename "$wheel")"
+  rm -rf "$CACHE/tf"
+  unzip -q "$wheel" 'tensorflow/include/*' 'tensorflow/libtensorflow_cc.so.2' \
+    'tensorflow/libtensorflow_framework.so.2' -d "$CACHE/tf"
+}
+
+node_headers_dir() {
+  # node-gyp wants <dir>/include/node/node_api.h; NodeSource and Debian's libnode-dev put them under /usr.
+  local prefix
+  prefix="$(dirname "$(dirname "$(command -v node)")")"
+  for d in "$prefix" /usr /usr/local; do
+    [[ -f "$d/include/node/node_api.h" ]] && { echo "$d"; return; }
+  done
+  echo ""
+}
+
+build_tfjs_node_offline() {
+  fetch_tensorflow_c_api
+  local tf="$CACHE/tf/tensorflow"
+  say "building the tfjs-node binding against $tf"
+  pushd "$TFJS_NODE_DIR" >/dev/null
+  mkdir -p deps/lib
+  ln -sfn "$tf/include" deps/include
+  for n in libtensorflow.so libtensorflow.so.2 libtensorflow_cc.so.2; do ln -sf "$tf/libtensorflow_cc.so.2" "deps/lib/$n"; done
+  for n in libtensorflow_framework.so libtensorflow_framework.so.2; do ln -sf "$tf/libtensorflow_framework.so.2" "deps/lib/$n"; done
+  local nodedir gyp_args=()
+  nodedir="$(node_headers_dir)"
+  [[ -n "$nodedir" ]] && gyp_args+=("--nodedir=$nodedir")
+  if ! npx --no-install node-gyp rebuild "${gyp_args[@]}" --module_name=tfjs_binding \
+      --module_path=./lib/napi-v8 --napi_build_version=8 >/tmp/secflow-tfjs-gyp.log 2>&1; then
+    warn "node-gyp failed; see /tmp/secflow-tfjs-gyp.log. Node's headers are needed (apt-get install -y libnode-dev)."
+    popd >/dev/null
+    return 1
+  fi
+  mkdir -p lib/napi-v8 && cp build/Release/tfjs_binding.node lib/napi-v8/
+  popd >/dev/null
+}
+
+setup_tfjs_node() {
+  if tfjs_node_works; then say "tfjs-node backend ready"; return; fi
+  if try_ordinary_tfjs_install || build_tfjs_node_offline; then
+    tfjs_node_works && { say "tfjs-node backend ready"; return; }
+  fi
+  warn "WARNING: the tfjs-node backend could not be set up; training will fall back to pure JavaScript (~185x slower)."
+}
+
+setup_native_addon() {
+  if [[ -x bindings/build.sh ]]; then bash bindings/build.sh ${QUIET:+--quiet}; fi
+}
+
+install_npm_deps
+setup_tfjs_node
+setup_native_addon
