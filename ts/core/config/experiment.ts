@@ -1,0 +1,43 @@
+/** experiment.yaml: what a data scientist submits to a running director. */
+import { z } from 'zod';
+
+export const ModelSpecSchema = z.object({
+  architecture: z.literal('convnet_bn').default('convnet_bn'),
+  width: z.number().int().positive().default(32).describe('w: conv widths are w, 2w, 2w'),
+  input_size: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([28, 28]),
+  channels: z.number().int().positive().default(1),
+  num_classes: z.number().int().min(2).default(2),
+  seed: z.number().int().default(0).describe('seeds the initial weights'),
+}).strict();
+export type ModelSpec = z.infer<typeof ModelSpecSchema>;
+
+export const TrainingSchema = z.object({
+  optimizer: z.enum(['adam', 'sgd', 'adadelta']).default('adam').describe('sgd uses momentum'),
+  learning_rate: z.number().positive().default(1e-3),
+  momentum: z.number().min(0).max(1).default(0.9).describe('sgd only'),
+  local_epochs: z.number().positive().default(1).describe('may be fractional: 0.5 = half an epoch'),
+  batch_size: z.number().int().positive().default(32),
+  fedprox_mu: z.number().min(0).default(0).describe('FedProx proximal weight; 0 = plain FedAvg'),
+  class_weighting: z.boolean().default(false).describe('weight the loss by inverse class frequency of the shard'),
+  seed: z.number().int().default(0).describe('seeds shuffling on the envoys'),
+}).strict();
+export type TrainingConfig = z.infer<typeof TrainingSchema>;
+
+export const AggregationSchema = z.object({
+  strategy: z.enum(['fedavg']).default('fedavg').describe('FedAvg weighted by example counts'),
+  min_envoys: z.number().int().min(1).default(1).describe('a round with fewer results fails'),
+}).strict();
+
+export const ExperimentSchema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, dot, dash, underscore'),
+  rounds: z.number().int().positive(),
+  envoys: z.array(z.string()).optional().describe('envoy names to use; default: every envoy registered'),
+  min_envoys_to_start: z.number().int().min(1).default(1),
+  model: ModelSpecSchema.default({}),
+  training: TrainingSchema.default({}),
+  aggregation: AggregationSchema.default({}),
+  round_timeout_seconds: z.number().positive().default(1800),
+  start_timeout_seconds: z.number().positive().default(120).describe('how long to wait for envoys to register'),
+  evaluate_on_test: z.boolean().default(true).describe('director evaluates each aggregate on its test set'),
+}).strict();
+export type ExperimentConfig = z.infer<typeof ExperimentSchema>;

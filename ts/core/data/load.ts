@@ -1,0 +1,20 @@
+import type { DataSource } from '../config/data-source.ts';
+import { resolveFrom } from '../config/load.ts';
+import type { ImageDataset } from './dataset.ts';
+import { loadPneumoniaMnist } from './npz.ts';
+import { loadXrayFolder } from './xray-folder.ts';
+
+export function loadDataSource(source: DataSource, onProgress?: (done: number, total: number) => void): ImageDataset {
+  if (source.kind === 'pneumoniamnist') return loadPneumoniaMnist(source.path, source.split, source.limit);
+  return loadXrayFolder({
+    root: source.root, classes: source.classes, imageSize: source.image_size,
+    channels: source.channels, limit: source.limit, onProgress,
+  });
+}
+
+/** Make a source's paths relative to the config file that named them. */
+export function resolveSourcePaths(source: DataSource, configPath: string): DataSource {
+  return source.kind === 'pneumoniamnist'
+    ? { ...source, path: resolveFrom(configPath, source.path) }
+    : { ...source, root: resolveFrom(configPath, source.root) };
+}

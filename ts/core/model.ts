@@ -1,0 +1,45 @@
+/**
+ * Model factory. The default architecture is the original system's ConvNetBN:
+ *   [conv3x3 -> BatchNorm -> ReLU] at widths w, 2w, 2w; max-pool 3; flatten; dense to the classes.
+ * Defenses (e.g. the PRECODE bottleneck) plug in as `beforeClassifier` layers, so the factory never needs
+ * to know about them.
+ */
+import type * as TF from '@tensorflow/tfjs';
+import { tf } from './tf.ts';
+import type { ModelSpec } from './config/experiment.ts';
+
+export type LayersModel = TF.LayersModel;
+
+export interface ModelPlugins {
+  /** Layers inserted between the flattened features and the classifier (PRECODE goes here). */
+  beforeClassifier?: (seed: number) => TF.layers.Layer[];
+}
+
+export function buildModel(spec: ModelSpec, plugins: ModelPlugins = {}): LayersModel {
+  if (spec.architecture !== 'convnet_bn') throw new Error(`unknown model architecture '${spec.architecture}'`);
+  const [height, width] = spec.input_size;
+  const seedOf = (i: number) => spec.seed * 1000 + i;
+  const model = tf.sequential({ name: 'convnet_bn' });
+  const widths = [spec.width, 2 * spec.width, 2 * spec.width];
+  widths.forEach((filters, i) => {
+    model.add(tf.layers.conv2d({
+      ...(i === 0 ? { inputShape: [height, width, spec.channels] } : {}),
+      filters, kernelSize: 3, padding: 'same', useBias: false,
+      kernelInitializer: tf.initializers.heNormal({ seed: seedOf(i) }), name: `conv${i}`,
+    }));
+    model.add(tf.layers.batchNormalization({ name: `bn${i}`, momentum: 0.9 }));
+    model.add(tf.layers.reLU({ name: `relu${i}` }));
+  });
+  model.add(tf.layers.maxPooling2d({ poolSize: 3, strides: 3, name: 'pool' }));
+  model.add(tf.layers.flatten({ name: 'flatten' }));
+  for (const layer of plugins.beforeClassifier?.(seedOf(10)) ?? []) model.add(layer);
+  model.add(tf.layers.dense({
+    units: spec.num_classes, name: 'classifier',
+    kernelInitializer: tf.initializers.glorotUniform({ seed: seedOf(20) }),
+  }));
+  return model;
+}
+
+export function countParameters(model: LayersModel): number {
+  return model.countParams();
+}

@@ -1,0 +1,49 @@
+/**
+ * The one place that chooses the TensorFlow.js backend. Every other module imports `tf` from here, so the
+ * whole process trains on the same engine: tfjs-node-gpu when installed, else tfjs-node (native TensorFlow),
+ * else pure JavaScript with a loud warning (measured ~185x slower on this project's machines).
+ */
+import type * as TF from '@tensorflow/tfjs';
+
+// TensorFlow's C++ logging is noise for users (oneDNN banners); keep warnings and errors only.
+process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+
+export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'tfjs-cpu';
+
+async function loadBackend(): Promise<{ tf: typeof TF; backend: BackendName }> {
+  const forced = process.env.SECFLOW_TF_BACKEND as BackendName | undefined;
+  const candidates: BackendName[] = forced ? [forced] : ['tfjs-node-gpu', 'tfjs-node', 'tfjs-cpu'];
+  const failures: string[] = [];
+  for (const backend of candidates) {
+    try {
+      const mod = await import(packageOf(backend));
+      const tf = (mod.default ?? mod) as typeof TF;
+      if (backend === 'tfjs-cpu') warnPureJs();
+      return { tf, backend };
+    } catch (error) {
+      failures.push(`${backend}: ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(`No TensorFlow.js backend could be loaded:\n  ${failures.join('\n  ')}`);
+}
+
+function packageOf(backend: BackendName): string {
+  return { 'tfjs-node-gpu': '@tensorflow/tfjs-node-gpu', 'tfjs-node': '@tensorflow/tfjs-node', 'tfjs-cpu': '@tensorflow/tfjs' }[backend];
+}
+
+function warnPureJs(): void {
+  process.stderr.write(
+    '\n' + '!'.repeat(78) + '\n' +
+    '!! WARNING: tfjs-node is not available; training on the pure-JavaScript CPU backend, about 185x slower.\n' +
+    '!! Run `npm run setup` (builds tfjs-node offline from the tensorflow-cpu wheel) to fix this.\n' +
+    '!'.repeat(78) + '\n\n');
+}
+
+const loaded = await loadBackend();
+export const tf = loaded.tf;
+export const backendName: BackendName = loaded.backend;
+
+/** One line for start-up banners: which engine trains here. */
+export function describeBackend(): string {
+  return `TensorFlow.js ${tf.version.tfjs} on ${backendName} (${tf.getBackend()})`;
+}

@@ -1,0 +1,123 @@
+/**
+ * Local training and evaluation with a hand-written loop (not model.fit) so the loss can carry extra
+ * terms: FedProx's proximal term now, and the defenses' terms (PRECODE's KL, DP-SGD's clipping) later.
+ */
+import type * as TF from '@tensorflow/tfjs';
+import { tf } from './tf.ts';
+import type { TrainingConfig } from './config/experiment.ts';
+import type { LayersModel } from './model.ts';
+import { classCounts, pixelsPerSample, size, type ImageDataset } from './data/dataset.ts';
+import { SeededRandom } from './data/rng.ts';
+import { classificationMetrics, type ClassificationMetrics } from './metrics.ts';
+
+export interface TrainProgress { step: number; steps: number; loss: number }
+export interface TrainResult { examples: number; steps: number; meanLoss: number; seconds: number }
+
+export interface TrainOptions {
+  config: TrainingConfig;
+  /** Mixed into the shuffling seed so rounds and envoys draw different batch orders. */
+  seedSalt?: number;
+  onProgress?: (p: TrainProgress) => void;
+  /** Extra loss terms added to the data loss (e.g. a bottleneck's KL divergence). */
+  extraLoss?: () => TF.Scalar;
+}
+
+export function makeOptimizer(config: TrainingConfig): TF.Optimizer {
+  switch (config.optimizer) {
+    case 'adam': return tf.train.adam(config.learning_rate);
+    case 'sgd': return tf.train.momentum(config.learning_rate, config.momentum);
+    case 'adadelta': return tf.train.adadelta(config.learning_rate);
+  }
+}
+
+export function batchOf(ds: ImageDataset, indices: ArrayLike<number>): { x: TF.Tensor4D; y: TF.Tensor1D } {
+  const p = pixelsPerSample(ds);
+  const pixels = new Float32Array(indices.length * p);
+  const labels = new Int32Array(indices.length);
+  for (let i = 0; i < indices.length; i++) {
+    pixels.set(ds.images.subarray(indices[i] * p, (indices[i] + 1) * p), i * p);
+    labels[i] = ds.labels[indices[i]];
+  }
+  return { x: tf.tensor4d(pixels, [indices.length, ...ds.sampleShape]), y: tf.tensor1d(labels, 'int32') };
+}
+
+export async function trainLocal(model: LayersModel, ds: ImageDataset, options: TrainOptions): Promise<TrainResult> {
+  const { config } = options;
+  const started = performance.now();
+  const optimizer = makeOptimizer(config);
+  const numClasses = ds.classNames.length;
+  const classWeights = config.class_weighting ? inverseFrequencyWeights(ds) : null;
+  // FedProx anchors local weights to the global model received at the start of the round.
+  const anchor = config.fedprox_mu > 0 ? model.trainableWeights.map((w) => w.read().clone()) : [];
+  const rng = new SeededRandom(config.seed * 7919 + (options.seedSalt ?? 0));
+  const n = size(ds);
+  const stepsPerEpoch = Math.ceil(n / config.batch_size);
+  const steps = Math.max(1, Math.round(config.local_epochs * stepsPerEpoch));
+  let order: number[] = [];
+  let lossSum = 0;
+  for (let step = 0; step < steps; step++) {
+    if (step % stepsPerEpoch === 0) order = rng.shuffle([...Array(n).keys()]);
+    const start = (step % stepsPerEpoch) * config.batch_size;
+    const { x, y } = batchOf(ds, order.slice(start, start + config.batch_size));
+    const loss = optimizer.minimize(() => tf.tidy(() => {
+      const logits = model.apply(x, { training: true }) as TF.Tensor2D;
+      const onehot = tf.oneHot(y, numClasses);
+      const weights = classWeights ? tf.gather(classWeights, y) : undefined;
+      let total = tf.losses.softmaxCrossEntropy(onehot, logits, weights) as TF.Scalar;
+      if (anchor.length) total = total.add(proximalTerm(model, anchor, config.fedprox_mu));
+      if (options.extraLoss) total = total.add(options.extraLoss());
+      return total as TF.Scalar;
+    }), true)!;
+    const value = (await loss.data())[0];
+    tf.dispose([x, y, loss]);
+    if (!Number.isFinite(value)) throw new Error(`training diverged at step ${step + 1}: loss is ${value}`);
+    lossSum += value;
+    options.onProgress?.({ step: step + 1, steps, loss: value });
+    // Let timers and sockets run between steps (heartbeats, NATS pings): tensor reads resolve as
+    // microtasks, which alone would starve the event loop for the whole of local training.
+    await yieldToEventLoop();
+  }
+  optimizer.dispose();
+  tf.dispose(anchor);
+  classWeights?.dispose();
+  return { examples: n, steps, meanLoss: lossSum / steps, seconds: (performance.now() - started) / 1000 };
+}
+
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function proximalTerm(model: LayersModel, anchor: TF.Tensor[], mu: number): TF.Scalar {
+  const squared = model.trainableWeights.map((w, i) => w.read().sub(anchor[i]).square().sum());
+  return tf.addN(squared).mul(mu / 2) as TF.Scalar;
+}
+
+function inverseFrequencyWeights(ds: ImageDataset): TF.Tensor1D {
+  const counts = classCounts(ds);
+  const n = size(ds);
+  return tf.tensor1d(counts.map((c) => (c === 0 ? 0 : n / (counts.length * c))));
+}
+
+/** P(class 1) for every example, in batches, with the model in inference mode. */
+export function predictPositive(model: LayersModel, ds: ImageDataset, batchSize = 256): Float32Array {
+  const out = new Float32Array(size(ds));
+  for (let start = 0; start < size(ds); start += batchSize) {
+    const idx = Array.from({ length: Math.min(batchSize, size(ds) - start) }, (_, i) => start + i);
+    const probs = tf.tidy(() => {
+      const { x } = batchOf(ds, idx);
+      return tf.softmax(model.apply(x, { training: false }) as TF.Tensor2D).slice([0, 1], [-1, 1]).dataSync();
+    });
+    out.set(probs, start);
+  }
+  return out;
+}
+
+export function evaluate(model: LayersModel, ds: ImageDataset): ClassificationMetrics {
+  const p = predictPositive(model, ds);
+  let loss = 0;
+  for (let i = 0; i < p.length; i++) {
+    const q = ds.labels[i] === 1 ? p[i] : 1 - p[i];
+    loss -= Math.log(Math.max(q, 1e-7));
+  }
+  return classificationMetrics(p, ds.labels, loss / Math.max(1, p.length));
+}

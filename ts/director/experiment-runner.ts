@@ -1,0 +1,147 @@
+/**
+ * Runs one experiment round by round: select envoys, offer the global model, collect updates, aggregate,
+ * evaluate, log, checkpoint. A restarted director picks the experiment up after its last completed round.
+ */
+import { randomUUID } from 'node:crypto';
+import type { NatsConnection } from 'nats';
+import type { ExperimentConfig } from '../core/config/experiment.ts';
+import type { ImageDataset } from '../core/data/dataset.ts';
+import type { Logger } from '../core/log.ts';
+import type { ExperimentEvent } from '../core/messages.ts';
+import type { ClassificationMetrics } from '../core/metrics.ts';
+import { buildModel } from '../core/model.ts';
+import { backendName } from '../core/tf.ts';
+import { evaluate } from '../core/training.ts';
+import { chunkBytesFor, offerBlob } from '../core/transport/blobs.ts';
+import { encodeWeights, readWeights, writeWeights } from '../core/weights.ts';
+import type { EnvoyRegistry } from './registry.ts';
+import { collectRound, type RoundCollection } from './round.ts';
+import { configDigest, RunFolder, type RunState } from './run-folder.ts';
+import { makeStrategy } from './strategies/index.ts';
+
+export interface RunnerDeps {
+  nc: NatsConnection;
+  federation: string;
+  workspace: string;
+  registry: EnvoyRegistry;
+  testSet?: ImageDataset;
+  maxChunkBytes?: number;
+  log: Logger;
+  publish: (event: ExperimentEvent) => void;
+}
+
+export class ExperimentConflictError extends Error {}
+
+/** Where an experiment stands in the workspace: new, resumable, finished, or clashing with another config. */
+export function existingRun(deps: Pick<RunnerDeps, 'workspace' | 'federation'>, config: ExperimentConfig): RunState | undefined {
+  const state = RunFolder.for(deps.workspace, deps.federation, config.name).readState();
+  if (state && state.config_sha256 !== configDigest(config)) {
+    throw new ExperimentConflictError(`experiment '${config.name}' already exists in this federation with a different config; ` +
+      'resubmit the same config to resume it, or choose a new name');
+  }
+  return state;
+}
+
+export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig): Promise<void> {
+  const { log, publish } = deps;
+  const folder = RunFolder.for(deps.workspace, deps.federation, config.name);
+  const previous = existingRun(deps, config);
+  const state: RunState = previous ?? {
+    experiment: config.name, config_sha256: configDigest(config), status: 'running', next_round: 0,
+    rounds: config.rounds, failed_rounds: [], updated_at: new Date().toISOString(),
+  };
+  if (state.status === 'finished') {
+    publish({ experiment: config.name, type: 'finished', rounds: config.rounds, message: 'already finished', run_dir: folder.dir });
+    return;
+  }
+  const model = buildModel(config.model);
+  if (state.checkpoint) writeWeights(model, folder.loadCheckpoint(state.checkpoint));
+  let global = readWeights(model);
+  if (!previous) folder.writeConfig(config, { federation: deps.federation, backend: backendName, parameters: global.values.length, created_at: new Date().toISOString() });
+  if (state.next_round > 0) log.info(`resuming '${config.name}' after round ${state.next_round}`);
+  publish({ experiment: config.name, type: 'started', round: state.next_round, rounds: config.rounds, run_dir: folder.dir });
+  const runId = randomUUID().slice(0, 8);
+  const strategy = makeStrategy(config.aggregation.strategy);
+  let lastTest: ClassificationMetrics | undefined;
+  try {
+    await waitForEnvoys(deps, config);
+    for (let round = state.next_round; round < config.rounds; round++) {
+      const started = performance.now();
+      const participants = selectParticipants(deps.registry, config);
+      const offered = offerBlob(deps.nc, deps.federation, encodeWeights(global), chunkBytesFor(deps.nc, deps.maxChunkBytes));
+      let collection: RoundCollection;
+      try {
+        log.info(`round ${round + 1}/${config.rounds}: training on ${participants.join(', ') || 'nobody'}`);
+        collection = await collectRound({ nc: deps.nc, federation: deps.federation, config, runId, round, globalWeights: offered.ref, participants, registry: deps.registry, log });
+      } finally {
+        offered.close();
+      }
+      logEnvoyMetrics(folder, round, collection);
+      const dropped = collection.dropped.map((d) => d.envoy);
+      if (collection.updates.length < Math.max(1, config.aggregation.min_envoys)) {
+        const message = `round ${round + 1} failed: ${collection.updates.length} update(s) arrived, at least ${config.aggregation.min_envoys} needed` +
+          (collection.dropped.length ? ` (${collection.dropped.map((d) => `${d.envoy}: ${d.reason}`).join('; ')})` : '');
+        log.warn(message + '; the global model stays as it was and the next round goes on');
+        state.failed_rounds.push(round);
+        publish({ experiment: config.name, type: 'round_failed', round, rounds: config.rounds, message, dropped });
+      } else {
+        global = strategy.aggregate(global, collection.updates);
+        writeWeights(model, global);
+        lastTest = evaluateOnTest(deps, model, folder, round, config) ?? lastTest;
+        publish({
+          experiment: config.name, type: 'round', round, rounds: config.rounds, test: lastTest, dropped,
+          seconds: (performance.now() - started) / 1000,
+          envoys: collection.results.map((r) => ({ envoy: r.envoy, examples: r.examples, train_loss: r.train?.loss, val_global: r.val_global, val_local: r.val_local })),
+        });
+      }
+      state.checkpoint = folder.saveCheckpoint(round, global);
+      state.next_round = round + 1;
+      state.updated_at = new Date().toISOString();
+      folder.writeState(state);
+    }
+    state.status = 'finished';
+    folder.writeState(state);
+    publish({ experiment: config.name, type: 'finished', rounds: config.rounds, test: lastTest, run_dir: folder.dir });
+  } catch (error) {
+    state.status = 'failed';
+    folder.writeState(state);
+    publish({ experiment: config.name, type: 'failed', message: (error as Error).message, run_dir: folder.dir });
+    throw error;
+  } finally {
+    folder.close();
+    model.dispose();
+  }
+}
+
+function selectParticipants(registry: EnvoyRegistry, config: ExperimentConfig): string[] {
+  const alive = registry.alive().map((d) => d.envoy).sort();
+  return config.envoys ? alive.filter((e) => config.envoys!.includes(e)) : alive;
+}
+
+async function waitForEnvoys(deps: RunnerDeps, config: ExperimentConfig): Promise<void> {
+  const deadline = Date.now() + config.start_timeout_seconds * 1000;
+  const needed = config.envoys ? Math.min(config.envoys.length, Math.max(config.min_envoys_to_start, 1)) : config.min_envoys_to_start;
+  while (selectParticipants(deps.registry, config).length < needed) {
+    if (Date.now() > deadline) {
+      throw new Error(`only ${selectParticipants(deps.registry, config).length} of the ${needed} envoys needed registered within ${config.start_timeout_seconds} s`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+function evaluateOnTest(deps: RunnerDeps, model: ReturnType<typeof buildModel>, folder: RunFolder, round: number, config: ExperimentConfig) {
+  if (!deps.testSet || !config.evaluate_on_test) return undefined;
+  const test = evaluate(model, deps.testSet);
+  folder.log({ round, scope: 'director', split: 'test', metrics: test });
+  deps.log.info(`round ${round + 1}: test roc_auc=${test.roc_auc.toFixed(4)} accuracy=${test.accuracy.toFixed(4)}`);
+  return test;
+}
+
+function logEnvoyMetrics(folder: RunFolder, round: number, collection: RoundCollection): void {
+  for (const r of collection.results) {
+    if (r.train) folder.log({ round, scope: 'envoy', envoy: r.envoy, split: 'train', metrics: { loss: r.train.loss, examples: r.examples } });
+    if (r.val_global) folder.log({ round, scope: 'envoy', envoy: r.envoy, split: 'val_global', metrics: r.val_global });
+    if (r.val_local) folder.log({ round, scope: 'envoy', envoy: r.envoy, split: 'val_local', metrics: r.val_local });
+  }
+}
+

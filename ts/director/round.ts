@@ -1,0 +1,94 @@
+/**
+ * One round's collection step: hand every participant a training task, then gather their updates until
+ * all have answered, the round times out, or the ones still missing have gone silent (an envoy that
+ * vanishes mid-round must not stall the federation).
+ */
+import { randomUUID } from 'node:crypto';
+import type { NatsConnection } from 'nats';
+import type { ExperimentConfig } from '../core/config/experiment.ts';
+import type { Logger } from '../core/log.ts';
+import { ResultAckSchema, TaskAckSchema, TrainResultSchema, TrainTaskSchema, type BlobRef, type TrainResult } from '../core/messages.ts';
+import { subjects } from '../core/subjects.ts';
+import { fetchBlob } from '../core/transport/blobs.ts';
+import { request, serve } from '../core/transport/rpc.ts';
+import { decodeWeights } from '../core/weights.ts';
+import type { EnvoyRegistry } from './registry.ts';
+import type { ClientUpdate } from './strategies/index.ts';
+
+export interface RoundContext {
+  nc: NatsConnection;
+  federation: string;
+  config: ExperimentConfig;
+  runId: string;
+  round: number;
+  globalWeights: BlobRef;
+  participants: string[];
+  registry: EnvoyRegistry;
+  log: Logger;
+}
+
+export interface Dropout { envoy: string; reason: string }
+export interface RoundCollection { updates: ClientUpdate[]; results: TrainResult[]; dropped: Dropout[] }
+
+export async function collectRound(ctx: RoundContext): Promise<RoundCollection> {
+  const { nc, federation, config, runId, round, log } = ctx;
+  const resultsSubject = subjects.results(federation, config.name, runId);
+  const pending = new Map<string, string>(); // envoy -> task id
+  const collection: RoundCollection = { updates: [], results: [], dropped: [] };
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => { finish = resolve; });
+  const drop = (envoy: string, reason: string) => {
+    if (!pending.delete(envoy)) return;
+    collection.dropped.push({ envoy, reason });
+    log.warn(`round ${round + 1}: continuing without ${envoy}: ${reason}`);
+    if (pending.size === 0) finish();
+  };
+
+  const sub = serve(nc, resultsSubject, TrainResultSchema, ResultAckSchema, 'training result', log, async (result) => {
+    if (result.run_id !== runId || result.round !== round || pending.get(result.envoy) !== result.task_id) {
+      return { accepted: false, reason: `result for round ${result.round + 1} of run ${result.run_id} is not expected now` };
+    }
+    if (!result.ok || !result.update) {
+      drop(result.envoy, `its training failed: ${result.error ?? 'no update'}`);
+      return { accepted: true };
+    }
+    try {
+      const delta = decodeWeights(await fetchBlob(nc, result.update));
+      collection.updates.push({ envoy: result.envoy, examples: result.examples, delta });
+      collection.results.push(result);
+      pending.delete(result.envoy);
+      if (pending.size === 0) finish();
+      return { accepted: true };
+    } catch (error) {
+      drop(result.envoy, `its update could not be received: ${(error as Error).message}`);
+      return { accepted: false, reason: (error as Error).message };
+    }
+  });
+  const stopWatching = ctx.registry.onGone((envoy) => drop(envoy, 'it went silent (no heartbeat) or left'));
+  const timer = setTimeout(() => [...pending.keys()].forEach((e) => drop(e, `no result within ${config.round_timeout_seconds} s`)),
+    config.round_timeout_seconds * 1000);
+
+  try {
+    await nc.flush(); // the results subscription must be live before any envoy can answer
+    // Every participant is pending before the first task goes out, so an early dropout cannot end the round.
+    ctx.participants.forEach((envoy) => pending.set(envoy, randomUUID()));
+    await Promise.all(ctx.participants.map(async (envoy) => {
+      const taskId = pending.get(envoy)!;
+      try {
+        const ack = await request(nc, subjects.envoyTask(federation, envoy), TrainTaskSchema, {
+          experiment: config.name, run_id: runId, round, task_id: taskId, model: config.model, training: config.training,
+          weights: ctx.globalWeights, result_subject: resultsSubject,
+        }, TaskAckSchema, 10_000, `sending the round ${round + 1} task to ${envoy}`);
+        if (!ack.accepted) drop(envoy, `it declined the task: ${ack.reason}`);
+      } catch (error) {
+        drop(envoy, (error as Error).message);
+      }
+    }));
+    if (pending.size > 0) await finished;
+    return collection;
+  } finally {
+    clearTimeout(timer);
+    stopWatching();
+    sub.unsubscribe();
+  }
+}

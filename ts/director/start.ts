@@ -1,0 +1,20 @@
+import { DirectorSchema, type DirectorConfig } from '../core/config/director.ts';
+import { loadConfigFile, resolveFrom } from '../core/config/load.ts';
+import { loadDataSource, resolveSourcePaths } from '../core/data/load.ts';
+import { Director } from './director.ts';
+
+export function loadDirectorConfig(path: string): DirectorConfig {
+  const config = loadConfigFile(path, DirectorSchema);
+  return {
+    ...config,
+    workspace: resolveFrom(path, config.workspace),
+    test_data: config.test_data && resolveSourcePaths(config.test_data, path),
+  };
+}
+
+export async function startDirector(config: DirectorConfig): Promise<Director> {
+  const testSet = config.test_data ? loadDataSource(config.test_data) : undefined;
+  const director = new Director(config, testSet);
+  await director.start();
+  return director;
+}

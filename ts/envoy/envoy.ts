@@ -1,0 +1,176 @@
+/**
+ * The envoy: runs at a hospital next to its data. It registers its shard descriptor with the director,
+ * keeps a heartbeat, and for each training task trains the global model locally and sends back only the
+ * weight update (local - global). Images never leave this process.
+ */
+import type { NatsConnection, Subscription } from 'nats';
+import type { EnvoyConfig } from '../core/config/envoy.ts';
+import { Logger } from '../core/log.ts';
+import {
+  encode, HeartbeatReplySchema, HeartbeatSchema, LeaveSchema, PROTOCOL_VERSION, RegisterReplySchema, RegisterSchema,
+  ResultAckSchema, TaskAckSchema, TrainResultSchema, TrainTaskSchema, type TrainResult, type TrainTask,
+} from '../core/messages.ts';
+import { buildModel, type LayersModel } from '../core/model.ts';
+import { progress, type Progress } from '../core/progress.ts';
+import { subjects } from '../core/subjects.ts';
+import { evaluate, trainLocal } from '../core/training.ts';
+import { chunkBytesFor, fetchBlob, offerBlob } from '../core/transport/blobs.ts';
+import { connectNats } from '../core/transport/connection.ts';
+import { request, serve } from '../core/transport/rpc.ts';
+import { decodeWeights, encodeWeights, readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
+import type { Shard } from './shard.ts';
+
+export class Envoy {
+  private nc?: NatsConnection;
+  private subs: Subscription[] = [];
+  private heartbeatTimer?: NodeJS.Timeout;
+  private busy = false;
+  private model?: { key: string; model: LayersModel };
+  private readonly log: Logger;
+  private stopped = false;
+
+  constructor(private readonly config: EnvoyConfig, private readonly shard: Shard) {
+    this.log = new Logger(`envoy ${config.name}`);
+  }
+
+  get name(): string { return this.config.name; }
+
+  async start(): Promise<void> {
+    this.nc = await connectNats(this.config.nats.url, `envoy-${this.name}`);
+    const f = this.config.federation;
+    this.subs.push(serve(this.nc, subjects.envoyTask(f, this.name), TrainTaskSchema, TaskAckSchema, 'training task', this.log,
+      (task) => this.acceptTask(task)));
+    await this.registerUntilAccepted();
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.config.heartbeat.interval_seconds * 1000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.heartbeatTimer);
+    if (!this.nc || this.nc.isClosed()) return;
+    try {
+      this.nc.publish(subjects.leave(this.config.federation), encode(LeaveSchema, { envoy: this.name }));
+      await this.nc.flush();
+    } catch { /* leaving is best effort */ }
+    this.subs.forEach((s) => s.unsubscribe());
+    await this.nc.drain().catch(() => undefined);
+  }
+
+  /** The director may start after the envoy: keep asking until it answers. */
+  private async registerUntilAccepted(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      try {
+        const reply = await request(this.nc!, subjects.register(this.config.federation), RegisterSchema,
+          { protocol: PROTOCOL_VERSION, descriptor: this.shard.descriptor }, RegisterReplySchema, 5000, 'registration');
+        if (!reply.accepted) throw new Error(`director refused registration: ${reply.reason}`);
+        this.log.info(`registered with the director (${this.shard.descriptor.counts.train} training, ${this.shard.descriptor.counts.val} validation examples)`);
+        return;
+      } catch (error) {
+        if ((error as Error).message.startsWith('director refused')) throw error;
+        if (attempt % 5 === 0) this.log.info(`waiting for the director: ${(error as Error).message}`);
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      const reply = await request(this.nc!, subjects.heartbeat(this.config.federation), HeartbeatSchema,
+        { envoy: this.name, busy: this.busy }, HeartbeatReplySchema, 3000, 'heartbeat');
+      // A restarted director has forgotten us: register again.
+      if (!reply.known) await this.registerUntilAccepted();
+    } catch (error) {
+      this.log.debug((error as Error).message);
+    }
+  }
+
+  private acceptTask(task: TrainTask) {
+    if (this.busy) return { accepted: false, reason: `envoy ${this.name} is busy with another task` };
+    const [h, w] = task.model.input_size;
+    const [sh, sw, sc] = this.shard.descriptor.sample_shape;
+    if (h !== sh || w !== sw || task.model.channels !== sc) {
+      return { accepted: false, reason: `model input ${h}x${w}x${task.model.channels} does not match this shard's ${sh}x${sw}x${sc}` };
+    }
+    this.busy = true;
+    void this.runTask(task).finally(() => { this.busy = false; });
+    return { accepted: true };
+  }
+
+  private async runTask(task: TrainTask): Promise<void> {
+    const log = this.log.child(`${task.experiment} r${task.round + 1}`);
+    let result: TrainResult;
+    let offered: ReturnType<typeof offerBlob> | undefined;
+    try {
+      const global = decodeWeights(await fetchBlob(this.nc!, task.weights));
+      const model = this.modelFor(task);
+      writeWeights(model, global);
+      const valGlobal = this.shard.val ? evaluate(model, this.shard.val) : undefined;
+      let bar: Progress | undefined;
+      const trained = await trainLocal(model, this.shard.train, {
+        config: task.training,
+        seedSalt: task.round * 1009 + hashOf(this.name),
+        onProgress: (p) => {
+          bar ??= progress(`${this.name} round ${task.round + 1} training`, p.steps, log);
+          bar.update(p.step, `loss ${p.loss.toFixed(4)}`);
+        },
+      });
+      bar?.stop();
+      const valLocal = this.shard.val ? evaluate(model, this.shard.val) : undefined;
+      const delta = difference(readWeights(model), global);
+      offered = offerBlob(this.nc!, this.config.federation, encodeWeights(delta), chunkBytesFor(this.nc!, this.config.nats.max_chunk_bytes));
+      log.info(`trained ${trained.steps} steps on ${trained.examples} examples in ${trained.seconds.toFixed(1)} s, loss ${trained.meanLoss.toFixed(4)}`);
+      result = {
+        experiment: task.experiment, run_id: task.run_id, round: task.round, task_id: task.task_id, envoy: this.name,
+        ok: true, examples: trained.examples,
+        train: { loss: trained.meanLoss, steps: trained.steps, seconds: trained.seconds },
+        val_global: valGlobal, val_local: valLocal, update: offered.ref,
+      };
+    } catch (error) {
+      log.error(`task failed: ${(error as Error).message}`);
+      result = {
+        experiment: task.experiment, run_id: task.run_id, round: task.round, task_id: task.task_id, envoy: this.name,
+        ok: false, error: (error as Error).message, examples: 0,
+      };
+    }
+    try {
+      await this.sendResult(task.result_subject, result);
+    } finally {
+      offered?.close();
+    }
+
+  }
+
+  /** The director acknowledges once it has fetched the update; until then the update stays offered. */
+  private async sendResult(subject: string, result: TrainResult): Promise<void> {
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        const ack = await request(this.nc!, subject, TrainResultSchema, result, ResultAckSchema, 120_000, 'sending the training result');
+        if (!ack.accepted) this.log.warn(`director did not accept the result: ${ack.reason}`);
+        return;
+      } catch (error) {
+        this.log.warn(`${(error as Error).message} (attempt ${attempt}/3)`);
+      }
+    }
+  }
+
+  private modelFor(task: TrainTask): LayersModel {
+    const key = JSON.stringify(task.model);
+    if (this.model?.key !== key) {
+      this.model?.model.dispose();
+      this.model = { key, model: buildModel(task.model) };
+    }
+    return this.model.model;
+  }
+}
+
+function difference(a: FlatWeights, b: FlatWeights): FlatWeights {
+  const values = new Float32Array(a.values.length);
+  for (let i = 0; i < values.length; i++) values[i] = a.values[i] - b.values[i];
+  return { manifest: a.manifest, values };
+}
+
+function hashOf(text: string): number {
+  let h = 0;
+  for (const ch of text) h = (Math.imul(h, 31) + ch.charCodeAt(0)) | 0;
+  return Math.abs(h) % 100_000;
+}

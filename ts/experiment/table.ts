@@ -1,0 +1,33 @@
+/** The per-round table printed while an experiment runs. */
+import type { ExperimentEvent } from '../core/messages.ts';
+
+const COLUMNS = ['round', 'envoys', 'dropped', 'train_loss', 'val_auc', 'test_loss', 'test_auc', 'test_acc', 'sens', 'spec', 'seconds'];
+const WIDTH = 10;
+
+export function tableHeader(): string {
+  const line = COLUMNS.map((c) => c.padStart(WIDTH)).join(' ');
+  return `${line}\n${'-'.repeat(line.length)}`;
+}
+
+export function tableRow(event: ExperimentEvent): string {
+  const envoys = event.envoys ?? [];
+  const mean = (xs: (number | undefined)[]) => {
+    const v = xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+    return v.length ? v.reduce((a, b) => a + b, 0) / v.length : undefined;
+  };
+  const fmt = (x: number | undefined, digits = 4) => (x === undefined ? '-' : x.toFixed(digits));
+  const cells = [
+    `${(event.round ?? 0) + 1}/${event.rounds ?? '?'}`,
+    String(envoys.length),
+    event.type === 'round_failed' ? 'FAILED' : String(event.dropped?.length ?? 0),
+    fmt(mean(envoys.map((e) => e.train_loss))),
+    fmt(mean(envoys.map((e) => e.val_local?.roc_auc))),
+    fmt(event.test?.loss),
+    fmt(event.test?.roc_auc),
+    fmt(event.test?.accuracy),
+    fmt(event.test?.sensitivity, 3),
+    fmt(event.test?.specificity, 3),
+    fmt(event.seconds, 1),
+  ];
+  return cells.map((c) => c.padStart(WIDTH)).join(' ');
+}

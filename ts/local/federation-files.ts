@@ -1,0 +1,57 @@
+/**
+ * Config files for a federation on one machine: one director.yaml, one envoy.yaml per hospital sharing
+ * PneumoniaMNIST by a non-IID partition, and an experiment.yaml. The demo, the tests and the bench write
+ * them into their run folder, so what runs is exactly what a user would write by hand.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+
+export interface LocalFederationSpec {
+  dir: string;
+  federation: string;
+  natsUrl: string;
+  dataPath: string;
+  envoys: string[];
+  partition?: { scheme: 'iid' | 'dirichlet' | 'quantity'; alpha: number; seed: number };
+  trainLimit?: number;
+  testLimit?: number;
+  heartbeat?: { interval_seconds: number; timeout_seconds: number };
+  experiment: Record<string, unknown>;
+}
+
+export interface LocalFederationFiles { director: string; envoys: string[]; experiment: string; workspace: string }
+
+export function writeFederationFiles(spec: LocalFederationSpec): LocalFederationFiles {
+  const configs = join(spec.dir, 'configs');
+  mkdirSync(configs, { recursive: true });
+  const heartbeat = spec.heartbeat ?? { interval_seconds: 2, timeout_seconds: 10 };
+  const write = (name: string, value: unknown) => {
+    const path = join(configs, name);
+    writeFileSync(path, stringify(value));
+    return path;
+  };
+  const limit = (n?: number) => (n ? { limit: n } : {});
+  const director = write('director.yaml', {
+    federation: spec.federation,
+    nats: { url: spec.natsUrl },
+    workspace: join(spec.dir, 'workspace'),
+    test_data: { kind: 'pneumoniamnist', path: spec.dataPath, split: 'test', ...limit(spec.testLimit) },
+    heartbeat,
+  });
+  const partition = spec.partition ?? { scheme: 'dirichlet', alpha: 1.0, seed: 7 };
+  const envoys = spec.envoys.map((name, index) => write(`envoy-${name}.yaml`, {
+    name,
+    federation: spec.federation,
+    nats: { url: spec.natsUrl },
+    shard: {
+      description: `PneumoniaMNIST share ${index + 1}/${spec.envoys.length} (${partition.scheme}${partition.scheme === 'iid' ? '' : `, alpha ${partition.alpha}`})`,
+      train: { kind: 'pneumoniamnist', path: spec.dataPath, split: 'train', ...limit(spec.trainLimit) },
+      val: { kind: 'pneumoniamnist', path: spec.dataPath, split: 'val' },
+      partition: { ...partition, num_shards: spec.envoys.length, index },
+    },
+    heartbeat,
+  }));
+  const experiment = write('experiment.yaml', spec.experiment);
+  return { director, envoys, experiment, workspace: join(spec.dir, 'workspace') };
+}

@@ -1,0 +1,47 @@
+/** Starting director and envoys as separate `secflow` processes on this machine (demo, tests, bench). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stopProcess } from './nats-server.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const SECFLOW_BIN = join(ROOT, 'bin', 'secflow');
+
+export interface RoleProcess { name: string; child: ChildProcess; stop(): Promise<void> }
+
+/** Runs `secflow <args>` with its output appended to logFile. */
+export function spawnRole(name: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): RoleProcess {
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(SECFLOW_BIN, args, {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', ...env },
+  });
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  child.once('exit', () => log.end());
+  return { name, child, stop: () => stopProcess(child) };
+}
+
+/** Resolves when a line matching `pattern` appears in the process output. */
+export function waitForOutput(role: RoleProcess, pattern: RegExp, timeoutMs = 120_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buffer = '';
+    const onData = (d: Buffer) => {
+      buffer += d.toString();
+      const match = buffer.split('\n').find((line) => pattern.test(line));
+      if (match) { cleanup(); resolve(match); }
+    };
+    const onExit = (code: number | null) => { cleanup(); reject(new Error(`${role.name} exited (${code}) before printing ${pattern}:\n${buffer.slice(-2000)}`)); };
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`${role.name} did not print ${pattern} within ${timeoutMs} ms:\n${buffer.slice(-2000)}`)); }, timeoutMs);
+    const cleanup = () => {
+      clearTimeout(timer);
+      role.child.stdout!.off('data', onData);
+      role.child.stderr!.off('data', onData);
+      role.child.off('exit', onExit);
+    };
+    role.child.stdout!.on('data', onData);
+    role.child.stderr!.on('data', onData);
+    role.child.once('exit', onExit);
+  });
+}
