@@ -1,0 +1,155 @@
+//! Vectorized arithmetic mod 2^b on u32 words, and mask application.
+//!
+//! All arithmetic is done mod 2^32 with wrapping ops (which LLVM turns into
+//! packed SIMD adds); reducing mod 2^b with a bit mask at the end is correct
+//! because 2^b divides 2^32, so reduction commutes with + and -.
+//!
+//! Masks are never materialized as full vectors: `apply_masks` walks the
+//! accumulator in cache-sized chunks (in parallel with rayon) and, for each
+//! chunk, seeks every mask's PRG to that chunk and folds a small L1-resident
+//! block of keystream into it. Memory traffic stays ~ one pass over the
+//! accumulator regardless of the number of masks.
+
+use crate::prg::{MaskStream, Seed};
+use rayon::prelude::*;
+
+/// Whether a mask is added to or subtracted from the accumulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaskOp {
+    Add,
+    Sub,
+}
+
+impl MaskOp {
+    pub fn inverse(self) -> Self {
+        match self {
+            MaskOp::Add => MaskOp::Sub,
+            MaskOp::Sub => MaskOp::Add,
+        }
+    }
+}
+
+/// One PRG mask to fold into a vector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskTerm {
+    pub seed: Seed,
+    pub op: MaskOp,
+}
+
+/// Words per parallel work item (128 KiB: fits L2, amortizes PRG set-up).
+const CHUNK_WORDS: usize = 32 * 1024;
+/// Words of keystream generated at a time (4 KiB: stays in L1).
+const BLOCK_WORDS: usize = 1024;
+
+/// `acc[i] += x[i]` mod 2^32.
+#[inline]
+pub fn add_assign(acc: &mut [u32], x: &[u32]) {
+    assert_eq!(acc.len(), x.len(), "length mismatch");
+    for (a, &b) in acc.iter_mut().zip(x) {
+        *a = a.wrapping_add(b);
+    }
+}
+
+/// `acc[i] -= x[i]` mod 2^32.
+#[inline]
+pub fn sub_assign(acc: &mut [u32], x: &[u32]) {
+    assert_eq!(acc.len(), x.len(), "length mismatch");
+    for (a, &b) in acc.iter_mut().zip(x) {
+        *a = a.wrapping_sub(b);
+    }
+}
+
+/// Bit mask selecting the low `bits` bits (`bits` in 1..=32).
+pub fn modulus_mask(bits: u32) -> u32 {
+    debug_assert!((1..=32).contains(&bits));
+    if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 }
+}
+
+/// Reduce every word mod 2^bits.
+pub fn reduce(acc: &mut [u32], bits: u32) {
+    let m = modulus_mask(bits);
+    if m != u32::MAX {
+        acc.iter_mut().for_each(|a| *a &= m);
+    }
+}
+
+/// Fold the masks of `terms` into `acc[..]`, which is the window of the full
+/// vector starting at word `offset`. Single-threaded.
+pub fn apply_masks_window(acc: &mut [u32], offset: usize, terms: &[MaskTerm]) {
+    let mut block = [0u32; BLOCK_WORDS];
+    for term in terms {
+        let mut stream = MaskStream::new(&term.seed, offset as u64);
+        for piece in acc.chunks_mut(BLOCK_WORDS) {
+            let ks = &mut block[..piece.len()];
+            stream.fill(ks);
+            match term.op {
+                MaskOp::Add => add_assign(piece, ks),
+                MaskOp::Sub => sub_assign(piece, ks),
+            }
+        }
+    }
+}
+
+/// Fold all `terms` into the whole vector `acc` (mod 2^32), parallel over chunks.
+pub fn apply_masks(acc: &mut [u32], terms: &[MaskTerm]) {
+    if terms.is_empty() {
+        return;
+    }
+    acc.par_chunks_mut(CHUNK_WORDS)
+        .enumerate()
+        .for_each(|(i, chunk)| apply_masks_window(chunk, i * CHUNK_WORDS, terms));
+}
+
+/// Director-side unmasking: remove the given masks from the sum of masked
+/// inputs and reduce mod 2^bits. `terms` must hold, for each surviving
+/// client, `Sub` of its self mask and, for each (survivor, dropped
+/// neighbour) pair, the inverse of the pairwise mask the survivor applied.
+pub fn unmask_aggregate(masked_sum: &mut [u32], terms: &[MaskTerm], bits: u32) {
+    apply_masks(masked_sum, terms);
+    reduce(masked_sum, bits);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prg::expand_mask;
+
+    #[test]
+    fn add_sub_wrap_mod_2_32() {
+        let mut a = vec![u32::MAX, 0, 5];
+        add_assign(&mut a, &[1, 1, 7]);
+        assert_eq!(a, vec![0, 1, 12]);
+        sub_assign(&mut a, &[1, 2, 12]);
+        assert_eq!(a, vec![u32::MAX, u32::MAX, 0]);
+        reduce(&mut a, 8);
+        assert_eq!(a, vec![255, 255, 0]);
+    }
+
+    #[test]
+    fn parallel_chunked_masking_matches_naive() {
+        // Longer than several chunks and not a multiple of any block size.
+        let len = 3 * CHUNK_WORDS + 1234;
+        let terms = vec![
+            MaskTerm { seed: [1; 32], op: MaskOp::Add },
+            MaskTerm { seed: [2; 32], op: MaskOp::Sub },
+            MaskTerm { seed: [3; 32], op: MaskOp::Add },
+        ];
+        let base: Vec<u32> = (0..len as u32).map(|i| i.wrapping_mul(2654435761)).collect();
+        let mut naive = base.clone();
+        for t in &terms {
+            let m = expand_mask(&t.seed, len);
+            match t.op {
+                MaskOp::Add => add_assign(&mut naive, &m),
+                MaskOp::Sub => sub_assign(&mut naive, &m),
+            }
+        }
+        let mut fast = base.clone();
+        apply_masks(&mut fast, &terms);
+        assert_eq!(fast, naive);
+        // Inverse terms cancel exactly.
+        let inverse: Vec<MaskTerm> =
+            terms.iter().map(|t| MaskTerm { seed: t.seed, op: t.op.inverse() }).collect();
+        unmask_aggregate(&mut fast, &inverse, 32);
+        assert_eq!(fast, base);
+    }
+}
