@@ -150,8 +150,8 @@ impl Client {
     /// Stage 1: secret-share the mask key and self-mask seed among the
     /// neighbours that advertised keys, encrypting each pair of shares.
     pub fn share_keys(&mut self, msg: &KeysBroadcast) -> Result<ShareKeys> {
-        self.expect_stage(Stage::ShareKeys, "share_keys")?;
         self.config.ctx.expect(&msg.ctx)?;
+        self.expect_stage(Stage::ShareKeys, "share_keys")?;
         self.expect_recipient(msg.recipient)?;
         let mut keys = BTreeMap::new();
         for nk in &msg.neighbours {
@@ -241,8 +241,8 @@ impl Client {
     /// Stage 2: verify received shares and mask `input` (elements < 2^bits):
     /// `y = x + PRG(b_u) + Σ_{v in U2∩N(u), u<v} PRG(s_uv) - Σ_{v in U2∩N(u), u>v} PRG(s_uv)  mod 2^bits`.
     pub fn masked_input(&mut self, msg: &ShareBundle, input: &[u32]) -> Result<MaskedInput> {
-        self.expect_stage(Stage::MaskedInput, "masked_input")?;
         self.config.ctx.expect(&msg.ctx)?;
+        self.expect_stage(Stage::MaskedInput, "masked_input")?;
         self.expect_recipient(msg.recipient)?;
         let len = self.config.vector_len as usize;
         if input.len() != len {
@@ -274,8 +274,8 @@ impl Client {
     /// if any neighbour appears in both lists, if a listed client is not a
     /// neighbour whose shares we hold, or if this is not the first request.
     pub fn unmask(&mut self, msg: &UnmaskRequest) -> Result<UnmaskResponse> {
-        self.expect_stage(Stage::Unmask, "unmask")?;
         self.config.ctx.expect(&msg.ctx)?;
+        self.expect_stage(Stage::Unmask, "unmask")?;
         self.expect_recipient(msg.recipient)?;
         let survivors: BTreeSet<ClientId> = msg.reveal_self_seed.iter().copied().collect();
         let dropped: BTreeSet<ClientId> = msg.reveal_mask_key.iter().copied().collect();

@@ -46,7 +46,7 @@ impl NeighbourGraph {
             }
             return Ok(Self { neighbours });
         }
-        if k < 2 || k % 2 != 0 {
+        if k < 2 || !k.is_multiple_of(2) {
             return Err(Error::InvalidParameters(format!(
                 "neighbour count k = {k} must be even and >= 2 (or >= n - 1 = {} for full SecAgg)",
                 n - 1

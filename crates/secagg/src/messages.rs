@@ -239,6 +239,33 @@ mod u32_le_bytes {
     }
 }
 
+impl ShareCommitments {
+    pub fn new(mask_key: &crate::shamir::Commitments, self_seed: &crate::shamir::Commitments) -> Self {
+        let conv = |c: &crate::shamir::Commitments| c.to_bytes().into_iter().map(serde_bytes::ByteArray::new).collect();
+        Self { mask_key: conv(mask_key), self_seed: conv(self_seed) }
+    }
+
+    /// Parse both commitment vectors, checking they match the threshold.
+    pub fn parse(
+        &self,
+        owner: ClientId,
+        threshold: usize,
+    ) -> Result<(crate::shamir::Commitments, crate::shamir::Commitments)> {
+        let parse_one = |v: &[serde_bytes::ByteArray<32>]| {
+            if v.len() != threshold {
+                return Err(Error::Malformed {
+                    client: owner,
+                    what: "share commitments",
+                    detail: format!("expected {threshold} commitments, got {}", v.len()),
+                });
+            }
+            let raw: Vec<[u8; 32]> = v.iter().map(|b| **b).collect();
+            crate::shamir::Commitments::from_bytes(&raw, owner)
+        };
+        Ok((parse_one(&self.mask_key)?, parse_one(&self.self_seed)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,32 +292,5 @@ mod tests {
         let e = a.expect(&b).unwrap_err();
         assert!(e.to_string().contains("round 1, expected experiment \"exp\" round 2"), "{e}");
         assert_ne!(a.binding(), b.binding());
-    }
-}
-
-impl ShareCommitments {
-    pub fn new(mask_key: &crate::shamir::Commitments, self_seed: &crate::shamir::Commitments) -> Self {
-        let conv = |c: &crate::shamir::Commitments| c.to_bytes().into_iter().map(serde_bytes::ByteArray::new).collect();
-        Self { mask_key: conv(mask_key), self_seed: conv(self_seed) }
-    }
-
-    /// Parse both commitment vectors, checking they match the threshold.
-    pub fn parse(
-        &self,
-        owner: ClientId,
-        threshold: usize,
-    ) -> Result<(crate::shamir::Commitments, crate::shamir::Commitments)> {
-        let parse_one = |v: &[serde_bytes::ByteArray<32>]| {
-            if v.len() != threshold {
-                return Err(Error::Malformed {
-                    client: owner,
-                    what: "share commitments",
-                    detail: format!("expected {threshold} commitments, got {}", v.len()),
-                });
-            }
-            let raw: Vec<[u8; 32]> = v.iter().map(|b| **b).collect();
-            crate::shamir::Commitments::from_bytes(&raw, owner)
-        };
-        Ok((parse_one(&self.mask_key)?, parse_one(&self.self_seed)?))
     }
 }

@@ -153,8 +153,8 @@ impl Server {
     // ----- stage 0 -----
 
     pub fn receive_advertise(&mut self, msg: AdvertiseKeys) -> Result<()> {
-        self.expect_stage(Stage::AdvertiseKeys, "receive_advertise")?;
         self.config.ctx.expect(&msg.ctx)?;
+        self.expect_stage(Stage::AdvertiseKeys, "receive_advertise")?;
         if !self.graph.contains(msg.client) {
             return Err(Error::UnknownClient(msg.client));
         }
@@ -189,8 +189,8 @@ impl Server {
     // ----- stage 1 -----
 
     pub fn receive_share_keys(&mut self, msg: ShareKeys) -> Result<()> {
-        self.expect_stage(Stage::ShareKeys, "receive_share_keys")?;
         self.config.ctx.expect(&msg.ctx)?;
+        self.expect_stage(Stage::ShareKeys, "receive_share_keys")?;
         let u = msg.sender;
         if !self.advertised.contains_key(&u) {
             return Err(Error::UnknownClient(u));
@@ -243,8 +243,8 @@ impl Server {
 
     /// Add one masked input to the running sum.
     pub fn receive_masked_input(&mut self, msg: MaskedInput) -> Result<()> {
-        self.expect_stage(Stage::MaskedInput, "receive_masked_input")?;
         self.config.ctx.expect(&msg.ctx)?;
+        self.expect_stage(Stage::MaskedInput, "receive_masked_input")?;
         let u = msg.sender;
         if !self.shared.contains_key(&u) {
             return Err(Error::UnknownClient(u));
@@ -313,8 +313,8 @@ impl Server {
     /// names the culprit); the round can still finish if enough other
     /// neighbours respond.
     pub fn receive_unmask_response(&mut self, msg: UnmaskResponse) -> Result<()> {
-        self.expect_stage(Stage::Unmask, "receive_unmask_response")?;
         self.config.ctx.expect(&msg.ctx)?;
+        self.expect_stage(Stage::Unmask, "receive_unmask_response")?;
         let h = msg.sender;
         let req = self.requests.get(&h).ok_or(Error::UnknownClient(h))?;
         if self.responded.contains(&h) {
@@ -383,9 +383,9 @@ impl Server {
     /// has fewer than `threshold` verified shares.
     pub fn finish(&mut self) -> Result<AggregateResult> {
         self.expect_stage(Stage::Unmask, "finish")?;
-        for (&owner, _) in &self.ledger.requested {
+        for (&owner, kind) in &self.ledger.requested {
             let have = self.revealed.get(&owner).map_or(0, Vec::len);
-            let what = format!("valid shares of the {} of client {owner}", self.ledger.requested[&owner]);
+            let what = format!("valid shares of the {kind} of client {owner}");
             if have < self.config.threshold as usize {
                 return Err(Error::TooFew { what, have, need: self.config.threshold as usize });
             }
