@@ -16,7 +16,7 @@
 //!
 //! All cryptographic primitives come from audited RustCrypto / dalek crates:
 //! X25519 (`x25519-dalek`), HKDF-SHA256 (`hkdf`, `sha2`), ChaCha20-Poly1305
-//! (`chacha20poly1305`), ChaCha20 as PRG (`chacha20`), Ristretto255 scalars
+//! (`chacha20poly1305`), AES-256-CTR as PRG (`aes` + `ctr`), Ristretto255 scalars
 //! and points for verifiable Shamir sharing (`curve25519-dalek`).
 
 pub mod client;
