@@ -75,4 +75,30 @@ pub enum Error {
     Encode(String),
 }
 
+impl Error {
+    /// Stable machine-readable name of the variant (used as the error code
+    /// across the Node boundary).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidParameters(_) => "InvalidParameters",
+            Error::WrongRound { .. } => "WrongRound",
+            Error::WrongStage { .. } => "WrongStage",
+            Error::UnknownClient(_) => "UnknownClient",
+            Error::NotANeighbour { .. } => "NotANeighbour",
+            Error::Duplicate(_) => "Duplicate",
+            Error::WrongRecipient { .. } => "WrongRecipient",
+            Error::ShareAuthentication { .. } => "ShareAuthentication",
+            Error::InvalidShare { .. } => "InvalidShare",
+            Error::Malformed { .. } => "Malformed",
+            Error::NonContributoryKey(_) => "NonContributoryKey",
+            Error::TooFew { .. } => "TooFew",
+            Error::ConflictingSecretRequest(_) => "ConflictingSecretRequest",
+            Error::LengthMismatch { .. } => "LengthMismatch",
+            Error::InputOutOfRange { .. } => "InputOutOfRange",
+            Error::Decode(_) => "Decode",
+            Error::Encode(_) => "Encode",
+        }
+    }
+}
+
 pub type Result<T> = std::result::Result<T, Error>;

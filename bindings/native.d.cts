@@ -1,0 +1,2 @@
+// Types for `require('./native.cjs')` / `import native from './native.cjs'`.
+export * from './index.js';
