@@ -16,7 +16,10 @@ pub struct SecAggClient {
 
 pub(crate) fn lock<'a, T>(m: &'a Mutex<T>, what: &str) -> Result<MutexGuard<'a, T>> {
     m.try_lock().map_err(|_| {
-        Error::new(Status::GenericFailure, format!("{what} is busy with an unfinished async operation (await it first)"))
+        Error::new(
+            Status::GenericFailure,
+            format!("{what} is busy with an unfinished async operation (await it first)"),
+        )
     })
 }
 
@@ -28,7 +31,11 @@ impl SecAggClient {
     pub fn new(config: RoundConfig, client_id: u32, seed: Option<Buffer>) -> Result<Self> {
         let cfg = config.to_rust()?;
         let client = match seed {
-            Some(s) => secagg::Client::new(cfg, client_id, &mut ChaCha20Rng::from_seed(seed32(&s, "seed")?)),
+            Some(s) => secagg::Client::new(
+                cfg,
+                client_id,
+                &mut ChaCha20Rng::from_seed(seed32(&s, "seed")?),
+            ),
             None => {
                 let mut s = [0u8; 32];
                 OsRng.fill_bytes(&mut s);
@@ -36,7 +43,9 @@ impl SecAggClient {
             }
         }
         .map_err(to_napi)?;
-        Ok(Self { inner: Arc::new(Mutex::new(client)) })
+        Ok(Self {
+            inner: Arc::new(Mutex::new(client)),
+        })
     }
 
     #[napi(getter)]
@@ -47,7 +56,9 @@ impl SecAggClient {
     /// Stage 0 -> AdvertiseKeys message.
     #[napi]
     pub fn advertise_keys(&self) -> Result<Buffer> {
-        let msg = lock(&self.inner, "client")?.advertise_keys().map_err(to_napi)?;
+        let msg = lock(&self.inner, "client")?
+            .advertise_keys()
+            .map_err(to_napi)?;
         Ok(encode(&msg).map_err(to_napi)?.into())
     }
 
@@ -55,20 +66,33 @@ impl SecAggClient {
     #[napi]
     pub fn share_keys(&self, keys_broadcast: Buffer) -> Result<Buffer> {
         let bc: secagg::KeysBroadcast = decode(&keys_broadcast).map_err(to_napi)?;
-        let msg = lock(&self.inner, "client")?.share_keys(&bc).map_err(to_napi)?;
+        let msg = lock(&self.inner, "client")?
+            .share_keys(&bc)
+            .map_err(to_napi)?;
         Ok(encode(&msg).map_err(to_napi)?.into())
     }
 
     /// Stage 2: ShareBundle message + quantized input (elements < 2^bits)
     /// -> MaskedInput message. Runs off the main thread.
     #[napi(ts_return_type = "Promise<Buffer>")]
-    pub fn masked_input(&self, share_bundle: Buffer, input: Uint32Array) -> Result<AsyncTask<MaskTask>> {
+    pub fn masked_input(
+        &self,
+        share_bundle: Buffer,
+        input: Uint32Array,
+    ) -> Result<AsyncTask<MaskTask>> {
         let bundle: secagg::ShareBundle = decode(&share_bundle).map_err(to_napi)?;
         let len = lock(&self.inner, "client")?.config().vector_len as usize;
         if input.len() != len {
-            return Err(invalid_arg(format!("input has {} elements, the round expects {len}", input.len())));
+            return Err(invalid_arg(format!(
+                "input has {} elements, the round expects {len}",
+                input.len()
+            )));
         }
-        Ok(AsyncTask::new(MaskTask { client: self.inner.clone(), bundle, input: input.to_vec() }))
+        Ok(AsyncTask::new(MaskTask {
+            client: self.inner.clone(),
+            bundle,
+            input: input.to_vec(),
+        }))
     }
 
     /// Stage 3: UnmaskRequest message -> UnmaskResponse message.
@@ -91,7 +115,9 @@ impl Task for MaskTask {
     type JsValue = Buffer;
 
     fn compute(&mut self) -> Result<Vec<u8>> {
-        let msg = lock(&self.client, "client")?.masked_input(&self.bundle, &self.input).map_err(to_napi)?;
+        let msg = lock(&self.client, "client")?
+            .masked_input(&self.bundle, &self.input)
+            .map_err(to_napi)?;
         encode(&msg).map_err(to_napi)
     }
 

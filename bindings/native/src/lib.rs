@@ -30,7 +30,12 @@ pub(crate) fn invalid_arg(msg: impl Into<String>) -> Error {
 }
 
 pub(crate) fn seed32(buf: &[u8], what: &str) -> Result<[u8; 32]> {
-    buf.try_into().map_err(|_| invalid_arg(format!("{what} must be exactly 32 bytes, got {}", buf.len())))
+    buf.try_into().map_err(|_| {
+        invalid_arg(format!(
+            "{what} must be exactly 32 bytes, got {}",
+            buf.len()
+        ))
+    })
 }
 
 /// Round parameters shared by the director and every envoy of a round.
@@ -59,7 +64,10 @@ impl RoundConfig {
             return Err(invalid_arg("round must be >= 0"));
         }
         let cfg = secagg::RoundConfig {
-            ctx: secagg::RoundContext { experiment_id: self.experiment_id.clone(), round: self.round as u64 },
+            ctx: secagg::RoundContext {
+                experiment_id: self.experiment_id.clone(),
+                round: self.round as u64,
+            },
             cohort: self.cohort.clone(),
             neighbours: self.neighbours,
             threshold: self.threshold,
@@ -79,9 +87,17 @@ pub struct Outgoing {
     pub message: Buffer,
 }
 
-pub(crate) fn outgoing<T: serde::Serialize>(msgs: Vec<T>, recipient: impl Fn(&T) -> u32) -> Result<Vec<Outgoing>> {
+pub(crate) fn outgoing<T: serde::Serialize>(
+    msgs: Vec<T>,
+    recipient: impl Fn(&T) -> u32,
+) -> Result<Vec<Outgoing>> {
     msgs.into_iter()
-        .map(|m| Ok(Outgoing { recipient: recipient(&m), message: secagg::encode(&m).map_err(to_napi)?.into() }))
+        .map(|m| {
+            Ok(Outgoing {
+                recipient: recipient(&m),
+                message: secagg::encode(&m).map_err(to_napi)?.into(),
+            })
+        })
         .collect()
 }
 
@@ -89,6 +105,7 @@ pub(crate) fn outgoing<T: serde::Serialize>(msgs: Vec<T>, recipient: impl Fn(&T)
 #[napi]
 pub fn neighbours_of(config: RoundConfig, client_id: u32) -> Result<Vec<u32>> {
     let cfg = config.to_rust()?;
-    let g = secagg::NeighbourGraph::new(&cfg.cohort, cfg.neighbours, &cfg.graph_seed).map_err(to_napi)?;
+    let g = secagg::NeighbourGraph::new(&cfg.cohort, cfg.neighbours, &cfg.graph_seed)
+        .map_err(to_napi)?;
     Ok(g.neighbours(client_id).to_vec())
 }

@@ -21,7 +21,9 @@ impl Quantizer {
     /// quantized vectors never wrap mod 2^bits.
     #[napi(constructor)]
     pub fn new(clip: f64, bits: u32, max_summands: u32) -> Result<Self> {
-        Ok(Self { inner: fixedpoint::Quantizer::new(clip as f32, bits, max_summands).map_err(fp_err)? })
+        Ok(Self {
+            inner: fixedpoint::Quantizer::new(clip as f32, bits, max_summands).map_err(fp_err)?,
+        })
     }
 
     /// Float width of one quantization step.
@@ -66,6 +68,10 @@ impl Quantizer {
     /// Decode the sum (mod 2^bits) of `nSummands` quantized vectors.
     #[napi]
     pub fn dequantize_sum(&self, sum: Uint32Array, n_summands: u32) -> Result<Float32Array> {
-        Ok(Float32Array::new(self.inner.dequantize_sum(&sum, n_summands).map_err(fp_err)?))
+        Ok(Float32Array::new(
+            self.inner
+                .dequantize_sum(&sum, n_summands)
+                .map_err(fp_err)?,
+        ))
     }
 }

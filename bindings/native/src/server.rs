@@ -29,32 +29,42 @@ impl SecAggServer {
     #[napi(constructor)]
     pub fn new(config: RoundConfig) -> Result<Self> {
         let server = secagg::Server::new(config.to_rust()?).map_err(to_napi)?;
-        Ok(Self { inner: Arc::new(Mutex::new(server)) })
+        Ok(Self {
+            inner: Arc::new(Mutex::new(server)),
+        })
     }
 
     #[napi]
     pub fn receive_advertise(&self, message: Buffer) -> Result<()> {
         let m = decode(&message).map_err(to_napi)?;
-        lock(&self.inner, "server")?.receive_advertise(m).map_err(to_napi)
+        lock(&self.inner, "server")?
+            .receive_advertise(m)
+            .map_err(to_napi)
     }
 
     /// Close stage 0: KeysBroadcast messages, one per client that advertised.
     #[napi]
     pub fn finish_advertise(&self) -> Result<Vec<Outgoing>> {
-        let out = lock(&self.inner, "server")?.finish_advertise().map_err(to_napi)?;
+        let out = lock(&self.inner, "server")?
+            .finish_advertise()
+            .map_err(to_napi)?;
         outgoing(out, |m| m.recipient)
     }
 
     #[napi]
     pub fn receive_share_keys(&self, message: Buffer) -> Result<()> {
         let m = decode(&message).map_err(to_napi)?;
-        lock(&self.inner, "server")?.receive_share_keys(m).map_err(to_napi)
+        lock(&self.inner, "server")?
+            .receive_share_keys(m)
+            .map_err(to_napi)
     }
 
     /// Close stage 1: ShareBundle messages, one per client that shared keys.
     #[napi]
     pub fn finish_share_keys(&self) -> Result<Vec<Outgoing>> {
-        let out = lock(&self.inner, "server")?.finish_share_keys().map_err(to_napi)?;
+        let out = lock(&self.inner, "server")?
+            .finish_share_keys()
+            .map_err(to_napi)?;
         outgoing(out, |m| m.recipient)
     }
 
@@ -62,14 +72,18 @@ impl SecAggServer {
     #[napi]
     pub fn receive_masked_input(&self, message: Buffer) -> Result<()> {
         let m = decode(&message).map_err(to_napi)?;
-        lock(&self.inner, "server")?.receive_masked_input(m).map_err(to_napi)
+        lock(&self.inner, "server")?
+            .receive_masked_input(m)
+            .map_err(to_napi)
     }
 
     /// Close stage 2: UnmaskRequest messages, one per client that sent input.
     /// Later masked inputs are refused.
     #[napi]
     pub fn finish_masked_input(&self) -> Result<Vec<Outgoing>> {
-        let out = lock(&self.inner, "server")?.finish_masked_input().map_err(to_napi)?;
+        let out = lock(&self.inner, "server")?
+            .finish_masked_input()
+            .map_err(to_napi)?;
         outgoing(out, |m| m.recipient)
     }
 
@@ -78,13 +92,17 @@ impl SecAggServer {
     #[napi]
     pub fn receive_unmask_response(&self, message: Buffer) -> Result<()> {
         let m = decode(&message).map_err(to_napi)?;
-        lock(&self.inner, "server")?.receive_unmask_response(m).map_err(to_napi)
+        lock(&self.inner, "server")?
+            .receive_unmask_response(m)
+            .map_err(to_napi)
     }
 
     /// Reconstruct secrets, remove masks, return the aggregate. Off-thread.
     #[napi(ts_return_type = "Promise<AggregateResult>")]
     pub fn finish(&self) -> AsyncTask<FinishTask> {
-        AsyncTask::new(FinishTask { server: self.inner.clone() })
+        AsyncTask::new(FinishTask {
+            server: self.inner.clone(),
+        })
     }
 }
 
@@ -101,6 +119,10 @@ impl Task for FinishTask {
     }
 
     fn resolve(&mut self, _env: Env, r: secagg::AggregateResult) -> Result<AggregateResult> {
-        Ok(AggregateResult { sum: Uint32Array::new(r.sum), included: r.included, dropped: r.dropped })
+        Ok(AggregateResult {
+            sum: Uint32Array::new(r.sum),
+            included: r.included,
+            dropped: r.dropped,
+        })
     }
 }

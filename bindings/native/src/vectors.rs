@@ -10,7 +10,10 @@ use secagg::shamir;
 /// First `len` words of the PRG mask for `seed` (32 bytes; AES-256-CTR).
 #[napi]
 pub fn expand_mask(seed: Buffer, len: u32) -> Result<Uint32Array> {
-    Ok(Uint32Array::new(secagg::expand_mask(&seed32(&seed, "seed")?, len as usize)))
+    Ok(Uint32Array::new(secagg::expand_mask(
+        &seed32(&seed, "seed")?,
+        len as usize,
+    )))
 }
 
 #[napi(object)]
@@ -45,7 +48,11 @@ impl Task for UnmaskTask {
 /// Apply PRG masks to a copy of `sum` and reduce mod 2^bits, off the main
 /// thread (the primitive behind the server's final step).
 #[napi(ts_return_type = "Promise<Uint32Array>")]
-pub fn unmask_aggregate(sum: Uint32Array, terms: Vec<MaskTerm>, bits: u32) -> Result<AsyncTask<UnmaskTask>> {
+pub fn unmask_aggregate(
+    sum: Uint32Array,
+    terms: Vec<MaskTerm>,
+    bits: u32,
+) -> Result<AsyncTask<UnmaskTask>> {
     if !(1..=32).contains(&bits) {
         return Err(invalid_arg(format!("bits must be in 1..=32, got {bits}")));
     }
@@ -55,12 +62,23 @@ pub fn unmask_aggregate(sum: Uint32Array, terms: Vec<MaskTerm>, bits: u32) -> Re
             let op = match t.op.as_str() {
                 "add" => secagg::MaskOp::Add,
                 "sub" => secagg::MaskOp::Sub,
-                other => return Err(invalid_arg(format!("mask op must be \"add\" or \"sub\", got {other:?}"))),
+                other => {
+                    return Err(invalid_arg(format!(
+                        "mask op must be \"add\" or \"sub\", got {other:?}"
+                    )))
+                }
             };
-            Ok(secagg::MaskTerm { seed: seed32(&t.seed, "mask seed")?, op })
+            Ok(secagg::MaskTerm {
+                seed: seed32(&t.seed, "mask seed")?,
+                op,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(AsyncTask::new(UnmaskTask { sum: sum.to_vec(), terms, bits }))
+    Ok(AsyncTask::new(UnmaskTask {
+        sum: sum.to_vec(),
+        terms,
+        bits,
+    }))
 }
 
 #[napi(object)]
@@ -93,10 +111,17 @@ pub fn shamir_split(secret: Buffer, threshold: u32, n: u32, seed: Buffer) -> Res
     let holders: Vec<u32> = (0..n).collect();
     let (c, shares) = shamir::split(&s, threshold as usize, &holders, &mut rng).map_err(to_napi)?;
     Ok(ShamirSharing {
-        commitments: c.to_bytes().into_iter().map(|b| b.to_vec().into()).collect(),
+        commitments: c
+            .to_bytes()
+            .into_iter()
+            .map(|b| b.to_vec().into())
+            .collect(),
         shares: shares
             .into_iter()
-            .map(|(holder, y)| ShamirShare { holder, share: y.to_bytes().to_vec().into() })
+            .map(|(holder, y)| ShamirShare {
+                holder,
+                share: y.to_bytes().to_vec().into(),
+            })
             .collect(),
     })
 }
@@ -105,12 +130,16 @@ pub fn shamir_split(secret: Buffer, threshold: u32, n: u32, seed: Buffer) -> Res
 /// Throws `[InvalidShare] ...` naming the holder if any share is wrong.
 #[napi]
 pub fn shamir_reconstruct(commitments: Vec<Buffer>, shares: Vec<ShamirShare>) -> Result<Buffer> {
-    let raw = commitments.iter().map(|b| seed32(b, "commitment")).collect::<Result<Vec<_>>>()?;
+    let raw = commitments
+        .iter()
+        .map(|b| seed32(b, "commitment"))
+        .collect::<Result<Vec<_>>>()?;
     let c = shamir::Commitments::from_bytes(&raw, 0).map_err(to_napi)?;
     let shares = shares
         .iter()
         .map(|s| Ok((s.holder, scalar(&s.share, "share")?)))
         .collect::<Result<Vec<_>>>()?;
-    let secret = shamir::reconstruct(&c, &shares, 0, secagg::SecretKind::MaskKey).map_err(to_napi)?;
+    let secret =
+        shamir::reconstruct(&c, &shares, 0, secagg::SecretKind::MaskKey).map_err(to_napi)?;
     Ok(secret.to_bytes().to_vec().into())
 }

@@ -72,7 +72,13 @@ impl Quantizer {
         if levels == 0 {
             return Err(Error::ModulusTooSmall { bits, max_summands });
         }
-        Ok(Self { clip, bits, max_summands, levels, step: 2.0 * f64::from(clip) / levels as f64 })
+        Ok(Self {
+            clip,
+            bits,
+            max_summands,
+            levels,
+            step: 2.0 * f64::from(clip) / levels as f64,
+        })
     }
 
     pub fn clip(&self) -> f32 {
@@ -94,7 +100,11 @@ impl Quantizer {
     }
     /// Bit mask for reducing aggregates mod `2^bits`.
     pub fn modulus_mask(&self) -> u32 {
-        if self.bits == 32 { u32::MAX } else { (1u32 << self.bits) - 1 }
+        if self.bits == 32 {
+            u32::MAX
+        } else {
+            (1u32 << self.bits) - 1
+        }
     }
 
     /// Quantize one vector with unbiased stochastic rounding.
@@ -107,7 +117,11 @@ impl Quantizer {
         let levels = self.levels as f64;
         x.iter()
             .map(|&v| {
-                let v = if v.is_nan() { 0.0 } else { f64::from(v).clamp(-clip, clip) };
+                let v = if v.is_nan() {
+                    0.0
+                } else {
+                    f64::from(v).clamp(-clip, clip)
+                };
                 // f64 arithmetic: exact enough that `scaled` never leaves [0, L]
                 // by more than rounding noise, which the clamp below absorbs.
                 let scaled = ((v + clip) * inv_step).clamp(0.0, levels);
@@ -132,7 +146,10 @@ impl Quantizer {
     /// `n_summands * L`, which can only happen if the aggregate is corrupt.
     pub fn dequantize_sum(&self, s: &[u32], n_summands: u32) -> Result<Vec<f32>, Error> {
         if n_summands > self.max_summands {
-            return Err(Error::TooManySummands { n: n_summands, max: self.max_summands });
+            return Err(Error::TooManySummands {
+                n: n_summands,
+                max: self.max_summands,
+            });
         }
         let max = u64::from(n_summands) * self.levels;
         let offset = f64::from(n_summands) * f64::from(self.clip);
@@ -176,13 +193,19 @@ mod tests {
     #[test]
     fn rejects_bad_parameters() {
         assert_eq!(Quantizer::new(0.0, 32, 1), Err(Error::InvalidClip(0.0)));
-        assert!(matches!(Quantizer::new(f32::NAN, 32, 1), Err(Error::InvalidClip(_))));
+        assert!(matches!(
+            Quantizer::new(f32::NAN, 32, 1),
+            Err(Error::InvalidClip(_))
+        ));
         assert_eq!(Quantizer::new(1.0, 0, 1), Err(Error::InvalidBits(0)));
         assert_eq!(Quantizer::new(1.0, 33, 1), Err(Error::InvalidBits(33)));
         assert_eq!(Quantizer::new(1.0, 32, 0), Err(Error::InvalidSummands(0)));
         assert_eq!(
             Quantizer::new(1.0, 3, 8),
-            Err(Error::ModulusTooSmall { bits: 3, max_summands: 8 })
+            Err(Error::ModulusTooSmall {
+                bits: 3,
+                max_summands: 8
+            })
         );
     }
 
@@ -196,7 +219,11 @@ mod tests {
             let sum = (q.levels() * 10) as u32;
             assert!(u64::from(sum) <= u64::from(q.modulus_mask()));
             let dec = q.dequantize_sum(&[sum], 10).unwrap();
-            assert!((dec[0] - 10.0).abs() <= 1e-5 * 10.0, "bits={bits}: {}", dec[0]);
+            assert!(
+                (dec[0] - 10.0).abs() <= 1e-5 * 10.0,
+                "bits={bits}: {}",
+                dec[0]
+            );
             let bottom = q.quantize(&[-1.0, -7.0, f32::NEG_INFINITY], &mut rng);
             assert_eq!(bottom, vec![0; 3]);
         }
@@ -208,8 +235,14 @@ mod tests {
         let mut rng = ChaCha20Rng::seed_from_u64(2);
         let enc = q.quantize(&[f32::NAN], &mut rng);
         assert!(q.dequantize(&enc).unwrap()[0].abs() <= q.step() as f32);
-        assert!(matches!(q.dequantize_sum(&[u32::MAX], 4), Err(Error::SumOutOfRange { .. })));
-        assert!(matches!(q.dequantize_sum(&[0], 5), Err(Error::TooManySummands { n: 5, max: 4 })));
+        assert!(matches!(
+            q.dequantize_sum(&[u32::MAX], 4),
+            Err(Error::SumOutOfRange { .. })
+        ));
+        assert!(matches!(
+            q.dequantize_sum(&[0], 5),
+            Err(Error::TooManySummands { n: 5, max: 4 })
+        ));
     }
 
     #[test]
@@ -222,7 +255,12 @@ mod tests {
         let trials = 200_000;
         let x = vec![0.3f32; trials];
         let enc = q.quantize(&x, &mut rng);
-        let mean: f64 = q.dequantize(&enc).unwrap().iter().map(|&v| f64::from(v)).sum::<f64>()
+        let mean: f64 = q
+            .dequantize(&enc)
+            .unwrap()
+            .iter()
+            .map(|&v| f64::from(v))
+            .sum::<f64>()
             / trials as f64;
         // One sample deviates from its mean by at most one step (2/3), so its
         // std is <= 1/3; allow 6 sigma of the sample mean.
@@ -231,8 +269,9 @@ mod tests {
     }
 
     fn params() -> impl Strategy<Value = (f32, u32, u32)> {
-        (0.01f32..100.0, 8u32..=32, 1u32..=64)
-            .prop_filter("modulus large enough", |&(_, b, n)| ((1u64 << b) - 1) / u64::from(n) >= 1)
+        (0.01f32..100.0, 8u32..=32, 1u32..=64).prop_filter("modulus large enough", |&(_, b, n)| {
+            ((1u64 << b) - 1) / u64::from(n) >= 1
+        })
     }
 
     proptest! {

@@ -14,7 +14,11 @@ fn main() {
     let t = Instant::now();
     let m = expand_mask(&[1; 32], words);
     let dt = t.elapsed().as_secs_f64();
-    println!("expand_mask    {words} words: {:7.1} ms  {:7.0} MB/s (1 thread)", dt * 1e3, mb / dt);
+    println!(
+        "expand_mask    {words} words: {:7.1} ms  {:7.0} MB/s (1 thread)",
+        dt * 1e3,
+        mb / dt
+    );
 
     let mut acc = vec![0u32; words];
     let t = Instant::now();
@@ -22,15 +26,26 @@ fn main() {
         add_assign(&mut acc, &m);
     }
     let dt = t.elapsed().as_secs_f64() / 10.0;
-    println!("add_assign     {words} words: {:7.2} ms  {:7.0} MB/s", dt * 1e3, mb / dt);
+    println!(
+        "add_assign     {words} words: {:7.2} ms  {:7.0} MB/s",
+        dt * 1e3,
+        mb / dt
+    );
 
     let terms: Vec<MaskTerm> = (0..masks)
-        .map(|i| MaskTerm { seed: [i as u8; 32], op: if i % 2 == 0 { MaskOp::Add } else { MaskOp::Sub } })
+        .map(|i| MaskTerm {
+            seed: [i as u8; 32],
+            op: if i % 2 == 0 { MaskOp::Add } else { MaskOp::Sub },
+        })
         .collect();
     let t = Instant::now();
     apply_masks_window(&mut acc, 0, &terms);
     let dt = t.elapsed().as_secs_f64();
-    println!("masks serial   {masks} x {words}: {:7.1} ms  {:7.0} MB/s of mask", dt * 1e3, mb * masks as f64 / dt);
+    println!(
+        "masks serial   {masks} x {words}: {:7.1} ms  {:7.0} MB/s of mask",
+        dt * 1e3,
+        mb * masks as f64 / dt
+    );
 
     let t = Instant::now();
     unmask_aggregate(&mut acc, &terms, 32);

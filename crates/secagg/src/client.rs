@@ -78,14 +78,24 @@ impl Drop for Client {
 
 /// AEAD associated data: binds protocol, round and direction.
 fn share_ad(ctx: &RoundContext, sender: ClientId, recipient: ClientId) -> Vec<u8> {
-    [b"FL-SecFlow share v1".as_slice(), &ctx.binding(), &sender.to_le_bytes(), &recipient.to_le_bytes()].concat()
+    [
+        b"FL-SecFlow share v1".as_slice(),
+        &ctx.binding(),
+        &sender.to_le_bytes(),
+        &recipient.to_le_bytes(),
+    ]
+    .concat()
 }
 
 const NONCE: [u8; 12] = [0u8; 12];
 
 impl Client {
     /// Create the client `id` for a round, generating fresh per-round secrets.
-    pub fn new<R: RngCore + CryptoRng>(config: RoundConfig, id: ClientId, rng: &mut R) -> Result<Self> {
+    pub fn new<R: RngCore + CryptoRng>(
+        config: RoundConfig,
+        id: ClientId,
+        rng: &mut R,
+    ) -> Result<Self> {
         config.validate()?;
         let graph = NeighbourGraph::new(&config.cohort, config.neighbours, &config.graph_seed)?;
         if !graph.contains(id) {
@@ -123,7 +133,10 @@ impl Client {
         if self.stage == stage {
             Ok(())
         } else {
-            Err(Error::WrongStage { operation, stage: self.stage.name() })
+            Err(Error::WrongStage {
+                operation,
+                stage: self.stage.name(),
+            })
         }
     }
 
@@ -131,7 +144,10 @@ impl Client {
         if recipient == self.id {
             Ok(())
         } else {
-            Err(Error::WrongRecipient { expected: self.id, got: recipient })
+            Err(Error::WrongRecipient {
+                expected: self.id,
+                got: recipient,
+            })
         }
     }
 
@@ -156,7 +172,10 @@ impl Client {
         let mut keys = BTreeMap::new();
         for nk in &msg.neighbours {
             if !self.graph.are_neighbours(self.id, nk.client) {
-                return Err(Error::NotANeighbour { client: nk.client, of: self.id });
+                return Err(Error::NotANeighbour {
+                    client: nk.client,
+                    of: self.id,
+                });
             }
             if keys.insert(nk.client, nk.clone()).is_some() {
                 return Err(Error::Duplicate(nk.client));
@@ -164,10 +183,15 @@ impl Client {
         }
         let t = self.config.threshold as usize;
         if keys.len() < t {
-            return Err(Error::TooFew { what: format!("live neighbours of client {}", self.id), have: keys.len(), need: t });
+            return Err(Error::TooFew {
+                what: format!("live neighbours of client {}", self.id),
+                have: keys.len(),
+                need: t,
+            });
         }
         let holders: Vec<ClientId> = keys.keys().copied().collect();
-        let (mk_commit, mk_shares) = shamir::split(&self.mask_sk_scalar, t, &holders, &mut self.rng)?;
+        let (mk_commit, mk_shares) =
+            shamir::split(&self.mask_sk_scalar, t, &holders, &mut self.rng)?;
         let (ss_commit, ss_shares) = shamir::split(&self.self_seed, t, &holders, &mut self.rng)?;
         let mut shares = Vec::with_capacity(holders.len());
         for ((v, mk), (_, ss)) in mk_shares.into_iter().zip(ss_shares) {
@@ -175,10 +199,19 @@ impl Client {
             let key = share_encryption_key(&shared, &self.config.ctx, self.id, v);
             let mut plaintext = [mk.to_bytes(), ss.to_bytes()].concat();
             let ciphertext = ChaCha20Poly1305::new(&key.into())
-                .encrypt(&NONCE.into(), Payload { msg: &plaintext, aad: &share_ad(&self.config.ctx, self.id, v) })
+                .encrypt(
+                    &NONCE.into(),
+                    Payload {
+                        msg: &plaintext,
+                        aad: &share_ad(&self.config.ctx, self.id, v),
+                    },
+                )
                 .expect("ChaCha20-Poly1305 encryption of a 64-byte message cannot fail");
             plaintext.zeroize();
-            shares.push(EncryptedShare { recipient: v, ciphertext });
+            shares.push(EncryptedShare {
+                recipient: v,
+                ciphertext,
+            });
         }
         self.neighbour_keys = keys;
         self.stage = Stage::MaskedInput;
@@ -196,15 +229,27 @@ impl Client {
         let mut held = BTreeMap::new();
         for fs in &msg.shares {
             let v = fs.sender;
-            let nk = self.neighbour_keys.get(&v).ok_or(Error::NotANeighbour { client: v, of: self.id })?;
+            let nk = self.neighbour_keys.get(&v).ok_or(Error::NotANeighbour {
+                client: v,
+                of: self.id,
+            })?;
             if held.contains_key(&v) {
                 return Err(Error::Duplicate(v));
             }
             let shared = agree(&self.enc_sk, &nk.enc_pk, v)?;
             let key = share_encryption_key(&shared, &self.config.ctx, v, self.id);
             let mut plaintext = ChaCha20Poly1305::new(&key.into())
-                .decrypt(&NONCE.into(), Payload { msg: &fs.ciphertext, aad: &share_ad(&self.config.ctx, v, self.id) })
-                .map_err(|_| Error::ShareAuthentication { sender: v, recipient: self.id })?;
+                .decrypt(
+                    &NONCE.into(),
+                    Payload {
+                        msg: &fs.ciphertext,
+                        aad: &share_ad(&self.config.ctx, v, self.id),
+                    },
+                )
+                .map_err(|_| Error::ShareAuthentication {
+                    sender: v,
+                    recipient: self.id,
+                })?;
             let parsed = (plaintext.len() == 64)
                 .then(|| {
                     let mk = scalar_from_bytes(plaintext[..32].try_into().unwrap())?;
@@ -220,12 +265,26 @@ impl Client {
             })?;
             let (mk_commit, ss_commit) = fs.commitments.parse(v, t)?;
             if !mk_commit.verify(self.id, &mask_key) {
-                return Err(Error::InvalidShare { owner: v, holder: self.id, kind: SecretKind::MaskKey });
+                return Err(Error::InvalidShare {
+                    owner: v,
+                    holder: self.id,
+                    kind: SecretKind::MaskKey,
+                });
             }
             if !ss_commit.verify(self.id, &self_seed) {
-                return Err(Error::InvalidShare { owner: v, holder: self.id, kind: SecretKind::SelfMaskSeed });
+                return Err(Error::InvalidShare {
+                    owner: v,
+                    holder: self.id,
+                    kind: SecretKind::SelfMaskSeed,
+                });
             }
-            held.insert(v, HeldShares { mask_key, self_seed });
+            held.insert(
+                v,
+                HeldShares {
+                    mask_key,
+                    self_seed,
+                },
+            );
         }
         if held.len() < t {
             return Err(Error::TooFew {
@@ -246,7 +305,10 @@ impl Client {
         self.expect_recipient(msg.recipient)?;
         let len = self.config.vector_len as usize;
         if input.len() != len {
-            return Err(Error::LengthMismatch { expected: len, got: input.len() });
+            return Err(Error::LengthMismatch {
+                expected: len,
+                got: input.len(),
+            });
         }
         let bits = self.config.bits;
         let m = crate::masking::modulus_mask(bits);
@@ -255,19 +317,33 @@ impl Client {
         }
         self.receive_shares(msg)?;
         let ctx = &self.config.ctx;
-        let mut terms = vec![MaskTerm { seed: self_mask_seed(&self.self_seed.to_bytes(), ctx, self.id), op: MaskOp::Add }];
+        let mut terms = vec![MaskTerm {
+            seed: self_mask_seed(&self.self_seed.to_bytes(), ctx, self.id),
+            op: MaskOp::Add,
+        }];
         for &v in self.held.keys() {
             let shared = agree(&self.mask_sk, &self.neighbour_keys[&v].mask_pk, v)?;
             // Lower id adds, higher id subtracts: the pair cancels in the sum.
-            let op = if self.id < v { MaskOp::Add } else { MaskOp::Sub };
-            terms.push(MaskTerm { seed: pairwise_mask_seed(&shared, ctx, self.id, v), op });
+            let op = if self.id < v {
+                MaskOp::Add
+            } else {
+                MaskOp::Sub
+            };
+            terms.push(MaskTerm {
+                seed: pairwise_mask_seed(&shared, ctx, self.id, v),
+                op,
+            });
         }
         let mut masked = input.to_vec();
         apply_masks(&mut masked, &terms);
         reduce(&mut masked, bits);
         terms.iter_mut().for_each(|t| t.seed.zeroize());
         self.stage = Stage::Unmask;
-        Ok(MaskedInput { ctx: ctx.clone(), sender: self.id, masked })
+        Ok(MaskedInput {
+            ctx: ctx.clone(),
+            sender: self.id,
+            masked,
+        })
     }
 
     /// Stage 3: reveal the requested shares. Refuses (and stays unanswered)
@@ -279,8 +355,14 @@ impl Client {
         self.expect_recipient(msg.recipient)?;
         let survivors: BTreeSet<ClientId> = msg.reveal_self_seed.iter().copied().collect();
         let dropped: BTreeSet<ClientId> = msg.reveal_mask_key.iter().copied().collect();
-        if survivors.len() != msg.reveal_self_seed.len() || dropped.len() != msg.reveal_mask_key.len() {
-            return Err(Error::Malformed { client: self.id, what: "unmask request", detail: "duplicate client ids".into() });
+        if survivors.len() != msg.reveal_self_seed.len()
+            || dropped.len() != msg.reveal_mask_key.len()
+        {
+            return Err(Error::Malformed {
+                client: self.id,
+                what: "unmask request",
+                detail: "duplicate client ids".into(),
+            });
         }
         if let Some(&both) = survivors.intersection(&dropped).next() {
             return Err(Error::ConflictingSecretRequest(both));
@@ -288,18 +370,29 @@ impl Client {
         let reveal = |ids: &BTreeSet<ClientId>, kind: SecretKind| -> Result<Vec<RevealedShare>> {
             ids.iter()
                 .map(|&v| {
-                    let h = self.held.get(&v).ok_or(Error::NotANeighbour { client: v, of: self.id })?;
+                    let h = self.held.get(&v).ok_or(Error::NotANeighbour {
+                        client: v,
+                        of: self.id,
+                    })?;
                     let s = match kind {
                         SecretKind::SelfMaskSeed => &h.self_seed,
                         SecretKind::MaskKey => &h.mask_key,
                     };
-                    Ok(RevealedShare { owner: v, share: s.to_bytes() })
+                    Ok(RevealedShare {
+                        owner: v,
+                        share: s.to_bytes(),
+                    })
                 })
                 .collect()
         };
         let self_seed_shares = reveal(&survivors, SecretKind::SelfMaskSeed)?;
         let mask_key_shares = reveal(&dropped, SecretKind::MaskKey)?;
         self.stage = Stage::Done;
-        Ok(UnmaskResponse { ctx: self.config.ctx.clone(), sender: self.id, self_seed_shares, mask_key_shares })
+        Ok(UnmaskResponse {
+            ctx: self.config.ctx.clone(),
+            sender: self.id,
+            self_seed_shares,
+            mask_key_shares,
+        })
     }
 }

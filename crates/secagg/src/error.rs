@@ -27,10 +27,18 @@ pub enum Error {
     InvalidParameters(String),
 
     #[error("message belongs to experiment {got_experiment:?} round {got_round}, expected experiment {expected_experiment:?} round {expected_round} (replayed or misrouted message)")]
-    WrongRound { expected_experiment: String, expected_round: u64, got_experiment: String, got_round: u64 },
+    WrongRound {
+        expected_experiment: String,
+        expected_round: u64,
+        got_experiment: String,
+        got_round: u64,
+    },
 
     #[error("{operation} is not allowed in stage {stage}")]
-    WrongStage { operation: &'static str, stage: &'static str },
+    WrongStage {
+        operation: &'static str,
+        stage: &'static str,
+    },
 
     #[error("client {0} is not part of this round's cohort")]
     UnknownClient(ClientId),
@@ -45,19 +53,34 @@ pub enum Error {
     WrongRecipient { expected: ClientId, got: ClientId },
 
     #[error("share from client {sender} to client {recipient} failed authentication (tampered, or encrypted for another round/experiment)")]
-    ShareAuthentication { sender: ClientId, recipient: ClientId },
+    ShareAuthentication {
+        sender: ClientId,
+        recipient: ClientId,
+    },
 
     #[error("{kind} share of client {owner} held by client {holder} does not match the owner's commitments (wrong or corrupted share)")]
-    InvalidShare { owner: ClientId, holder: ClientId, kind: SecretKind },
+    InvalidShare {
+        owner: ClientId,
+        holder: ClientId,
+        kind: SecretKind,
+    },
 
     #[error("malformed {what} from client {client}: {detail}")]
-    Malformed { client: ClientId, what: &'static str, detail: String },
+    Malformed {
+        client: ClientId,
+        what: &'static str,
+        detail: String,
+    },
 
     #[error("key agreement with client {0} produced a low-order (non-contributory) shared secret")]
     NonContributoryKey(ClientId),
 
     #[error("too few {what}: have {have}, need at least {need}")]
-    TooFew { what: String, have: usize, need: usize },
+    TooFew {
+        what: String,
+        have: usize,
+        need: usize,
+    },
 
     #[error("the server asked for both the self-mask seed and the pairwise-mask key of client {0}; refusing (this would reveal its input)")]
     ConflictingSecretRequest(ClientId),

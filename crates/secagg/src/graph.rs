@@ -32,11 +32,15 @@ impl NeighbourGraph {
         ids.sort_unstable();
         ids.dedup();
         if ids.len() != cohort.len() {
-            return Err(Error::InvalidParameters("cohort contains duplicate client ids".into()));
+            return Err(Error::InvalidParameters(
+                "cohort contains duplicate client ids".into(),
+            ));
         }
         let n = ids.len();
         if n < 2 {
-            return Err(Error::InvalidParameters(format!("cohort needs at least 2 clients, got {n}")));
+            return Err(Error::InvalidParameters(format!(
+                "cohort needs at least 2 clients, got {n}"
+            )));
         }
         let k = k as usize;
         let mut neighbours = BTreeMap::new();
@@ -114,8 +118,16 @@ mod tests {
         }
         let mut shuffled = cohort.clone();
         shuffled.reverse();
-        assert_eq!(g, NeighbourGraph::new(&shuffled, 6, &[1; 32]).unwrap(), "order-independent");
-        assert_ne!(g, NeighbourGraph::new(&cohort, 6, &[2; 32]).unwrap(), "seed matters");
+        assert_eq!(
+            g,
+            NeighbourGraph::new(&shuffled, 6, &[1; 32]).unwrap(),
+            "order-independent"
+        );
+        assert_ne!(
+            g,
+            NeighbourGraph::new(&cohort, 6, &[2; 32]).unwrap(),
+            "seed matters"
+        );
     }
 
     #[test]

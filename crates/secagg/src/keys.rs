@@ -42,7 +42,15 @@ fn hkdf32(ikm: &[u8], info_parts: &[&[u8]]) -> [u8; 32] {
 /// Seed of the pairwise mask between clients `a` and `b` (order-independent).
 pub fn pairwise_mask_seed(shared: &[u8; 32], ctx: &RoundContext, a: ClientId, b: ClientId) -> Seed {
     let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-    hkdf32(shared, &[b"pairwise-mask", &ctx.binding(), &lo.to_le_bytes(), &hi.to_le_bytes()])
+    hkdf32(
+        shared,
+        &[
+            b"pairwise-mask",
+            &ctx.binding(),
+            &lo.to_le_bytes(),
+            &hi.to_le_bytes(),
+        ],
+    )
 }
 
 /// Seed of the self mask of `owner`, derived from its shared secret `b_u`.
@@ -59,7 +67,15 @@ pub fn share_encryption_key(
     sender: ClientId,
     recipient: ClientId,
 ) -> [u8; 32] {
-    hkdf32(shared, &[b"share-encryption", &ctx.binding(), &sender.to_le_bytes(), &recipient.to_le_bytes()])
+    hkdf32(
+        shared,
+        &[
+            b"share-encryption",
+            &ctx.binding(),
+            &sender.to_le_bytes(),
+            &recipient.to_le_bytes(),
+        ],
+    )
 }
 
 #[cfg(test)]
@@ -67,16 +83,25 @@ mod tests {
     use super::*;
 
     fn ctx() -> RoundContext {
-        RoundContext { experiment_id: "exp-kat".into(), round: 7 }
+        RoundContext {
+            experiment_id: "exp-kat".into(),
+            round: 7,
+        }
     }
 
     /// RFC 7748 section 6.1 Diffie-Hellman test vector, through our wrapper.
     #[test]
     fn x25519_rfc7748_vector() {
         let alice_sk: [u8; 32] =
-            hex::decode("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a").unwrap().try_into().unwrap();
+            hex::decode("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a")
+                .unwrap()
+                .try_into()
+                .unwrap();
         let bob_sk: [u8; 32] =
-            hex::decode("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb").unwrap().try_into().unwrap();
+            hex::decode("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb")
+                .unwrap()
+                .try_into()
+                .unwrap();
         let alice = StaticSecret::from(alice_sk);
         let bob = StaticSecret::from(bob_sk);
         assert_eq!(
@@ -90,7 +115,10 @@ mod tests {
         let k1 = agree(&alice, &public_bytes(&bob), 2).unwrap();
         let k2 = agree(&bob, &public_bytes(&alice), 1).unwrap();
         assert_eq!(k1, k2);
-        assert_eq!(hex::encode(k1), "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+        assert_eq!(
+            hex::encode(k1),
+            "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
+        );
     }
 
     #[test]
@@ -106,7 +134,9 @@ mod tests {
         let salt = hex::decode("000102030405060708090a0b0c").unwrap();
         let info = hex::decode("f0f1f2f3f4f5f6f7f8f9").unwrap();
         let mut okm = [0u8; 42];
-        Hkdf::<Sha256>::new(Some(&salt), &ikm).expand(&info, &mut okm).unwrap();
+        Hkdf::<Sha256>::new(Some(&salt), &ikm)
+            .expand(&info, &mut okm)
+            .unwrap();
         assert_eq!(
             hex::encode(okm),
             "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
@@ -120,17 +150,27 @@ mod tests {
     fn derivation_known_answers() {
         let shared = [0x42u8; 32];
         let p = pairwise_mask_seed(&shared, &ctx(), 3, 9);
-        assert_eq!(p, pairwise_mask_seed(&shared, &ctx(), 9, 3), "pairwise seed is symmetric");
+        assert_eq!(
+            p,
+            pairwise_mask_seed(&shared, &ctx(), 9, 3),
+            "pairwise seed is symmetric"
+        );
         assert_eq!(hex::encode(p), PINNED_PAIRWISE);
         assert_eq!(hex::encode(self_mask_seed(&shared, &ctx(), 3)), PINNED_SELF);
         let e = share_encryption_key(&shared, &ctx(), 3, 9);
-        assert_ne!(e, share_encryption_key(&shared, &ctx(), 9, 3), "directional");
+        assert_ne!(
+            e,
+            share_encryption_key(&shared, &ctx(), 9, 3),
+            "directional"
+        );
         assert_eq!(hex::encode(e), PINNED_SHARE_KEY);
         let other_round = RoundContext { round: 8, ..ctx() };
         assert_ne!(p, pairwise_mask_seed(&shared, &other_round, 3, 9));
     }
 
-    const PINNED_PAIRWISE: &str = "8fc3c62aa4aa0fc6e7240fab1a988f5d70b36c6605acfa08159be7a406d34534";
+    const PINNED_PAIRWISE: &str =
+        "8fc3c62aa4aa0fc6e7240fab1a988f5d70b36c6605acfa08159be7a406d34534";
     const PINNED_SELF: &str = "28c1f2121c218ffe19c24dabb1b43b86d96348fd3af4fe41174dd6cc846f4bf4";
-    const PINNED_SHARE_KEY: &str = "5d4f341022ca44788f96a41938a87b35a4fa1e9bbd1f20a6eeb282534a5f6fc8";
+    const PINNED_SHARE_KEY: &str =
+        "5d4f341022ca44788f96a41938a87b35a4fa1e9bbd1f20a6eeb282534a5f6fc8";
 }

@@ -62,7 +62,11 @@ pub fn sub_assign(acc: &mut [u32], x: &[u32]) {
 /// Bit mask selecting the low `bits` bits (`bits` in 1..=32).
 pub fn modulus_mask(bits: u32) -> u32 {
     debug_assert!((1..=32).contains(&bits));
-    if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 }
+    if bits >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
+    }
 }
 
 /// Reduce every word mod 2^bits.
@@ -130,11 +134,22 @@ mod tests {
         // Longer than several chunks and not a multiple of any block size.
         let len = 3 * CHUNK_WORDS + 1234;
         let terms = vec![
-            MaskTerm { seed: [1; 32], op: MaskOp::Add },
-            MaskTerm { seed: [2; 32], op: MaskOp::Sub },
-            MaskTerm { seed: [3; 32], op: MaskOp::Add },
+            MaskTerm {
+                seed: [1; 32],
+                op: MaskOp::Add,
+            },
+            MaskTerm {
+                seed: [2; 32],
+                op: MaskOp::Sub,
+            },
+            MaskTerm {
+                seed: [3; 32],
+                op: MaskOp::Add,
+            },
         ];
-        let base: Vec<u32> = (0..len as u32).map(|i| i.wrapping_mul(2654435761)).collect();
+        let base: Vec<u32> = (0..len as u32)
+            .map(|i| i.wrapping_mul(2654435761))
+            .collect();
         let mut naive = base.clone();
         for t in &terms {
             let m = expand_mask(&t.seed, len);
@@ -147,8 +162,13 @@ mod tests {
         apply_masks(&mut fast, &terms);
         assert_eq!(fast, naive);
         // Inverse terms cancel exactly.
-        let inverse: Vec<MaskTerm> =
-            terms.iter().map(|t| MaskTerm { seed: t.seed, op: t.op.inverse() }).collect();
+        let inverse: Vec<MaskTerm> = terms
+            .iter()
+            .map(|t| MaskTerm {
+                seed: t.seed,
+                op: t.op.inverse(),
+            })
+            .collect();
         unmask_aggregate(&mut fast, &inverse, 32);
         assert_eq!(fast, base);
     }

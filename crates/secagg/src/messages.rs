@@ -72,12 +72,17 @@ pub struct RoundConfig {
 impl RoundConfig {
     pub fn validate(&self) -> Result<()> {
         if !(1..=32).contains(&self.bits) {
-            return Err(Error::InvalidParameters(format!("bits must be in 1..=32, got {}", self.bits)));
+            return Err(Error::InvalidParameters(format!(
+                "bits must be in 1..=32, got {}",
+                self.bits
+            )));
         }
         if self.threshold == 0 {
             return Err(Error::InvalidParameters("threshold must be >= 1".into()));
         }
-        let max_degree = self.neighbours.min(self.cohort.len().saturating_sub(1) as u32);
+        let max_degree = self
+            .neighbours
+            .min(self.cohort.len().saturating_sub(1) as u32);
         if self.threshold > max_degree {
             return Err(Error::InvalidParameters(format!(
                 "threshold {} exceeds the number of neighbours per client ({max_degree})",
@@ -233,16 +238,32 @@ mod u32_le_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
         let bytes = serde_bytes::ByteBuf::deserialize(d)?;
         if bytes.len() % 4 != 0 {
-            return Err(serde::de::Error::custom("u32 vector byte length is not a multiple of 4"));
+            return Err(serde::de::Error::custom(
+                "u32 vector byte length is not a multiple of 4",
+            ));
         }
-        Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect())
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect())
     }
 }
 
 impl ShareCommitments {
-    pub fn new(mask_key: &crate::shamir::Commitments, self_seed: &crate::shamir::Commitments) -> Self {
-        let conv = |c: &crate::shamir::Commitments| c.to_bytes().into_iter().map(serde_bytes::ByteArray::new).collect();
-        Self { mask_key: conv(mask_key), self_seed: conv(self_seed) }
+    pub fn new(
+        mask_key: &crate::shamir::Commitments,
+        self_seed: &crate::shamir::Commitments,
+    ) -> Self {
+        let conv = |c: &crate::shamir::Commitments| {
+            c.to_bytes()
+                .into_iter()
+                .map(serde_bytes::ByteArray::new)
+                .collect()
+        };
+        Self {
+            mask_key: conv(mask_key),
+            self_seed: conv(self_seed),
+        }
     }
 
     /// Parse both commitment vectors, checking they match the threshold.
@@ -273,24 +294,42 @@ mod tests {
     #[test]
     fn masked_input_round_trips_as_compact_bin() {
         let msg = MaskedInput {
-            ctx: RoundContext { experiment_id: "e".into(), round: 1 },
+            ctx: RoundContext {
+                experiment_id: "e".into(),
+                round: 1,
+            },
             sender: 4,
             masked: vec![1, u32::MAX, 0x01020304],
         };
         let bytes = encode(&msg).unwrap();
         // map keys are field names (camelCase) for msgpackr interop
         assert!(bytes.windows(6).any(|w| w == b"masked"));
-        assert!(bytes.windows(12).any(|w| w == [1, 0, 0, 0, 255, 255, 255, 255, 4, 3, 2, 1]));
+        assert!(bytes
+            .windows(12)
+            .any(|w| w == [1, 0, 0, 0, 255, 255, 255, 255, 4, 3, 2, 1]));
         assert_eq!(decode::<MaskedInput>(&bytes).unwrap(), msg);
-        assert!(matches!(decode::<MaskedInput>(&bytes[..bytes.len() - 1]), Err(Error::Decode(_))));
+        assert!(matches!(
+            decode::<MaskedInput>(&bytes[..bytes.len() - 1]),
+            Err(Error::Decode(_))
+        ));
     }
 
     #[test]
     fn context_mismatch_is_a_clear_error() {
-        let a = RoundContext { experiment_id: "exp".into(), round: 2 };
-        let b = RoundContext { experiment_id: "exp".into(), round: 1 };
+        let a = RoundContext {
+            experiment_id: "exp".into(),
+            round: 2,
+        };
+        let b = RoundContext {
+            experiment_id: "exp".into(),
+            round: 1,
+        };
         let e = a.expect(&b).unwrap_err();
-        assert!(e.to_string().contains("round 1, expected experiment \"exp\" round 2"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("round 1, expected experiment \"exp\" round 2"),
+            "{e}"
+        );
         assert_ne!(a.binding(), b.binding());
     }
 }

@@ -133,19 +133,34 @@ impl Server {
         if self.stage == stage {
             Ok(())
         } else {
-            Err(Error::WrongStage { operation, stage: self.stage.name() })
+            Err(Error::WrongStage {
+                operation,
+                stage: self.stage.name(),
+            })
         }
     }
 
     /// Live neighbours of `u` within `set`.
-    fn live_neighbours<'a>(&'a self, u: ClientId, set: &'a impl Fn(ClientId) -> bool) -> impl Iterator<Item = ClientId> + 'a {
-        self.graph.neighbours(u).iter().copied().filter(move |&v| set(v))
+    fn live_neighbours<'a>(
+        &'a self,
+        u: ClientId,
+        set: &'a impl Fn(ClientId) -> bool,
+    ) -> impl Iterator<Item = ClientId> + 'a {
+        self.graph
+            .neighbours(u)
+            .iter()
+            .copied()
+            .filter(move |&v| set(v))
     }
 
     fn require_threshold(&self, u: ClientId, have: usize, what: &str) -> Result<()> {
         let need = self.config.threshold as usize;
         if have < need {
-            return Err(Error::TooFew { what: format!("{what} of client {u}"), have, need });
+            return Err(Error::TooFew {
+                what: format!("{what} of client {u}"),
+                have,
+                need,
+            });
         }
         Ok(())
     }
@@ -176,11 +191,19 @@ impl Server {
                 .live_neighbours(u, &in_u1)
                 .map(|v| {
                     let a = &self.advertised[&v];
-                    NeighbourKeys { client: v, enc_pk: a.enc_pk, mask_pk: a.mask_pk }
+                    NeighbourKeys {
+                        client: v,
+                        enc_pk: a.enc_pk,
+                        mask_pk: a.mask_pk,
+                    }
                 })
                 .collect();
             self.require_threshold(u, neighbours.len(), "neighbours that advertised keys")?;
-            out.push(KeysBroadcast { ctx: self.config.ctx.clone(), recipient: u, neighbours });
+            out.push(KeysBroadcast {
+                ctx: self.config.ctx.clone(),
+                recipient: u,
+                neighbours,
+            });
         }
         self.stage = Stage::ShareKeys;
         Ok(out)
@@ -211,7 +234,14 @@ impl Server {
             });
         }
         let (mask_key, self_seed) = msg.commitments.parse(u, self.config.threshold as usize)?;
-        self.shared.insert(u, SharedKeys { mask_key, self_seed, msg });
+        self.shared.insert(
+            u,
+            SharedKeys {
+                mask_key,
+                self_seed,
+                msg,
+            },
+        );
         Ok(())
     }
 
@@ -224,7 +254,12 @@ impl Server {
             let mut shares = Vec::new();
             for v in self.live_neighbours(u, &in_u2) {
                 let sk = &self.shared[&v];
-                let enc = sk.msg.shares.iter().find(|s| s.recipient == u).expect("checked on receipt");
+                let enc = sk
+                    .msg
+                    .shares
+                    .iter()
+                    .find(|s| s.recipient == u)
+                    .expect("checked on receipt");
                 shares.push(ForwardedShare {
                     sender: v,
                     ciphertext: enc.ciphertext.clone(),
@@ -232,7 +267,11 @@ impl Server {
                 });
             }
             self.require_threshold(u, shares.len(), "neighbours that shared keys")?;
-            out.push(ShareBundle { ctx: self.config.ctx.clone(), recipient: u, shares });
+            out.push(ShareBundle {
+                ctx: self.config.ctx.clone(),
+                recipient: u,
+                shares,
+            });
         }
         self.masked_sum = vec![0; self.config.vector_len as usize];
         self.stage = Stage::MaskedInput;
@@ -253,11 +292,18 @@ impl Server {
             return Err(Error::Duplicate(u));
         }
         if msg.masked.len() != self.masked_sum.len() {
-            return Err(Error::LengthMismatch { expected: self.masked_sum.len(), got: msg.masked.len() });
+            return Err(Error::LengthMismatch {
+                expected: self.masked_sum.len(),
+                got: msg.masked.len(),
+            });
         }
         let m = modulus_mask(self.config.bits);
         if let Some((index, &value)) = msg.masked.iter().enumerate().find(|(_, &x)| x & !m != 0) {
-            return Err(Error::InputOutOfRange { index, value, bits: self.config.bits });
+            return Err(Error::InputOutOfRange {
+                index,
+                value,
+                bits: self.config.bits,
+            });
         }
         add_assign(&mut self.masked_sum, &msg.masked);
         self.u3.insert(u);
@@ -272,13 +318,27 @@ impl Server {
         self.expect_stage(Stage::MaskedInput, "finish_masked_input")?;
         let t = self.config.threshold as usize;
         if self.u3.len() < t {
-            return Err(Error::TooFew { what: "clients that sent masked inputs".into(), have: self.u3.len(), need: t });
+            return Err(Error::TooFew {
+                what: "clients that sent masked inputs".into(),
+                have: self.u3.len(),
+                need: t,
+            });
         }
         let u3 = self.u3.clone();
-        let dropped: BTreeSet<ClientId> = self.shared.keys().copied().filter(|v| !u3.contains(v)).collect();
+        let dropped: BTreeSet<ClientId> = self
+            .shared
+            .keys()
+            .copied()
+            .filter(|v| !u3.contains(v))
+            .collect();
         // Check recoverability before asking anyone for anything.
         for &v in self.shared.keys() {
-            let holders = self.graph.neighbours(v).iter().filter(|h| u3.contains(h)).count();
+            let holders = self
+                .graph
+                .neighbours(v)
+                .iter()
+                .filter(|h| u3.contains(h))
+                .count();
             // A dropped client none of whose neighbours survived left no mask
             // in the sum, so nothing of it needs recovering.
             if u3.contains(&v) || holders > 0 {
@@ -298,7 +358,12 @@ impl Server {
                     reveal_mask_key.push(v);
                 }
             }
-            let req = UnmaskRequest { ctx: self.config.ctx.clone(), recipient: u, reveal_self_seed, reveal_mask_key };
+            let req = UnmaskRequest {
+                ctx: self.config.ctx.clone(),
+                recipient: u,
+                reveal_self_seed,
+                reveal_mask_key,
+            };
             self.requests.insert(u, req.clone());
             out.push(req);
         }
@@ -321,7 +386,9 @@ impl Server {
             return Err(Error::Duplicate(h));
         }
         let owners = |shares: &[RevealedShare]| shares.iter().map(|s| s.owner).collect::<Vec<_>>();
-        if owners(&msg.self_seed_shares) != req.reveal_self_seed || owners(&msg.mask_key_shares) != req.reveal_mask_key {
+        if owners(&msg.self_seed_shares) != req.reveal_self_seed
+            || owners(&msg.mask_key_shares) != req.reveal_mask_key
+        {
             return Err(Error::Malformed {
                 client: h,
                 what: "unmask response",
@@ -329,7 +396,10 @@ impl Server {
             });
         }
         let mut verified = Vec::new();
-        for (shares, kind) in [(&msg.self_seed_shares, SecretKind::SelfMaskSeed), (&msg.mask_key_shares, SecretKind::MaskKey)] {
+        for (shares, kind) in [
+            (&msg.self_seed_shares, SecretKind::SelfMaskSeed),
+            (&msg.mask_key_shares, SecretKind::MaskKey),
+        ] {
             for s in shares {
                 let sk = &self.shared[&s.owner];
                 let commitments = match kind {
@@ -338,7 +408,11 @@ impl Server {
                 };
                 let y = scalar_from_bytes(&s.share)
                     .filter(|y| commitments.verify(h, y))
-                    .ok_or(Error::InvalidShare { owner: s.owner, holder: h, kind })?;
+                    .ok_or(Error::InvalidShare {
+                        owner: s.owner,
+                        holder: h,
+                        kind,
+                    })?;
                 verified.push((s.owner, y));
             }
         }
@@ -358,17 +432,33 @@ impl Server {
             let sk = &self.shared[&owner];
             match self.ledger.kind_of(owner) {
                 Some(SecretKind::SelfMaskSeed) => {
-                    let b = shamir::reconstruct(&sk.self_seed, shares, owner, SecretKind::SelfMaskSeed)?;
-                    terms.push(MaskTerm { seed: self_mask_seed(&b.to_bytes(), ctx, owner), op: MaskOp::Sub });
+                    let b = shamir::reconstruct(
+                        &sk.self_seed,
+                        shares,
+                        owner,
+                        SecretKind::SelfMaskSeed,
+                    )?;
+                    terms.push(MaskTerm {
+                        seed: self_mask_seed(&b.to_bytes(), ctx, owner),
+                        op: MaskOp::Sub,
+                    });
                 }
                 Some(SecretKind::MaskKey) => {
                     let s = shamir::reconstruct(&sk.mask_key, shares, owner, SecretKind::MaskKey)?;
                     let mask_sk = StaticSecret::from(s.to_bytes());
-                    for &u in self.graph.neighbours(owner).iter().filter(|u| self.u3.contains(u)) {
+                    for &u in self
+                        .graph
+                        .neighbours(owner)
+                        .iter()
+                        .filter(|u| self.u3.contains(u))
+                    {
                         let shared = agree(&mask_sk, &self.advertised[&u].mask_pk, u)?;
                         // Survivor u applied +mask if u < owner, -mask otherwise; undo it.
                         let applied = if u < owner { MaskOp::Add } else { MaskOp::Sub };
-                        terms.push(MaskTerm { seed: pairwise_mask_seed(&shared, ctx, u, owner), op: applied.inverse() });
+                        terms.push(MaskTerm {
+                            seed: pairwise_mask_seed(&shared, ctx, u, owner),
+                            op: applied.inverse(),
+                        });
                     }
                     dropped.push(owner);
                 }
@@ -387,14 +477,22 @@ impl Server {
             let have = self.revealed.get(&owner).map_or(0, Vec::len);
             let what = format!("valid shares of the {kind} of client {owner}");
             if have < self.config.threshold as usize {
-                return Err(Error::TooFew { what, have, need: self.config.threshold as usize });
+                return Err(Error::TooFew {
+                    what,
+                    have,
+                    need: self.config.threshold as usize,
+                });
             }
         }
         let (terms, dropped) = self.removal_terms()?;
         let mut sum = std::mem::take(&mut self.masked_sum);
         unmask_aggregate(&mut sum, &terms, self.config.bits);
         self.stage = Stage::Done;
-        Ok(AggregateResult { sum, included: self.u3.iter().copied().collect(), dropped })
+        Ok(AggregateResult {
+            sum,
+            included: self.u3.iter().copied().collect(),
+            dropped,
+        })
     }
 }
 
@@ -408,8 +506,14 @@ mod tests {
         l.request(3, SecretKind::SelfMaskSeed).unwrap();
         l.request(3, SecretKind::SelfMaskSeed).unwrap();
         l.request(4, SecretKind::MaskKey).unwrap();
-        assert_eq!(l.request(3, SecretKind::MaskKey), Err(Error::ConflictingSecretRequest(3)));
-        assert_eq!(l.request(4, SecretKind::SelfMaskSeed), Err(Error::ConflictingSecretRequest(4)));
+        assert_eq!(
+            l.request(3, SecretKind::MaskKey),
+            Err(Error::ConflictingSecretRequest(3))
+        );
+        assert_eq!(
+            l.request(4, SecretKind::SelfMaskSeed),
+            Err(Error::ConflictingSecretRequest(4))
+        );
         assert_eq!(l.kind_of(3), Some(SecretKind::SelfMaskSeed));
     }
 }

@@ -44,11 +44,13 @@ impl Commitments {
         bytes
             .iter()
             .map(|b| {
-                CompressedRistretto(*b).decompress().ok_or_else(|| Error::Malformed {
-                    client: owner,
-                    what: "share commitment",
-                    detail: "not a valid Ristretto point".into(),
-                })
+                CompressedRistretto(*b)
+                    .decompress()
+                    .ok_or_else(|| Error::Malformed {
+                        client: owner,
+                        what: "share commitment",
+                        detail: "not a valid Ristretto point".into(),
+                    })
             })
             .collect::<Result<Vec<_>>>()
             .map(Commitments)
@@ -69,7 +71,9 @@ impl Commitments {
 
     /// Whether `secret` is the committed secret (`C_0 = secret · G`).
     pub fn verify_secret(&self, secret: &Scalar) -> bool {
-        self.0.first().is_some_and(|c0| secret * RISTRETTO_BASEPOINT_TABLE == *c0)
+        self.0
+            .first()
+            .is_some_and(|c0| secret * RISTRETTO_BASEPOINT_TABLE == *c0)
     }
 }
 
@@ -100,7 +104,12 @@ pub fn split<R: RngCore + CryptoRng>(
     let mut coeffs = Vec::with_capacity(threshold);
     coeffs.push(*secret);
     coeffs.extend((1..threshold).map(|_| Scalar::random(rng)));
-    let commitments = Commitments(coeffs.iter().map(|a| a * RISTRETTO_BASEPOINT_TABLE).collect());
+    let commitments = Commitments(
+        coeffs
+            .iter()
+            .map(|a| a * RISTRETTO_BASEPOINT_TABLE)
+            .collect(),
+    );
     let shares = holders
         .iter()
         .map(|&h| {
@@ -132,7 +141,11 @@ pub fn reconstruct(
     }
     for (holder, y) in shares {
         if !commitments.verify(*holder, y) {
-            return Err(Error::InvalidShare { owner, holder: *holder, kind });
+            return Err(Error::InvalidShare {
+                owner,
+                holder: *holder,
+                kind,
+            });
         }
     }
     let used = &shares[..t];
@@ -149,13 +162,21 @@ pub fn reconstruct(
             }
         }
         if den == Scalar::ZERO {
-            return Err(Error::Malformed { client: owner, what: "share set", detail: "duplicate holder".into() });
+            return Err(Error::Malformed {
+                client: owner,
+                what: "share set",
+                detail: "duplicate holder".into(),
+            });
         }
         secret += y * num * den.invert();
     }
     // Cannot fail once all shares verified, but it is cheap to be sure.
     if !commitments.verify_secret(&secret) {
-        return Err(Error::InvalidShare { owner, holder: used[0].0, kind });
+        return Err(Error::InvalidShare {
+            owner,
+            holder: used[0].0,
+            kind,
+        });
     }
     Ok(secret)
 }
@@ -175,13 +196,23 @@ mod tests {
         let (c, shares) = split(&secret, 4, &holders, &mut rng).unwrap();
         for start in 0..3 {
             let subset = &shares[start..start + 4];
-            assert_eq!(reconstruct(&c, subset, 1, SecretKind::MaskKey).unwrap(), secret);
+            assert_eq!(
+                reconstruct(&c, subset, 1, SecretKind::MaskKey).unwrap(),
+                secret
+            );
         }
         let rev: Vec<_> = shares.iter().rev().cloned().collect();
-        assert_eq!(reconstruct(&c, &rev, 1, SecretKind::MaskKey).unwrap(), secret);
+        assert_eq!(
+            reconstruct(&c, &rev, 1, SecretKind::MaskKey).unwrap(),
+            secret
+        );
         assert!(matches!(
             reconstruct(&c, &shares[..3], 1, SecretKind::MaskKey),
-            Err(Error::TooFew { have: 3, need: 4, .. })
+            Err(Error::TooFew {
+                have: 3,
+                need: 4,
+                ..
+            })
         ));
     }
 
@@ -193,12 +224,19 @@ mod tests {
         shares[1].1 += Scalar::ONE;
         assert_eq!(
             reconstruct(&c, &shares, 7, SecretKind::SelfMaskSeed),
-            Err(Error::InvalidShare { owner: 7, holder: 2, kind: SecretKind::SelfMaskSeed })
+            Err(Error::InvalidShare {
+                owner: 7,
+                holder: 2,
+                kind: SecretKind::SelfMaskSeed
+            })
         );
         // A correct value presented as another holder's share is also caught.
         let (c, shares) = split(&secret, 2, &[1, 2, 3], &mut rng).unwrap();
         let swapped = vec![(1, shares[1].1), (2, shares[0].1)];
-        assert!(matches!(reconstruct(&c, &swapped, 7, SecretKind::MaskKey), Err(Error::InvalidShare { .. })));
+        assert!(matches!(
+            reconstruct(&c, &swapped, 7, SecretKind::MaskKey),
+            Err(Error::InvalidShare { .. })
+        ));
     }
 
     #[test]
