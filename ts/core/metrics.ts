@@ -33,6 +33,16 @@ export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): nu
   return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
 }
 
+/** Mean cross-entropy of P(class 1) against 0/1 labels (scikit-learn's log_loss, with the same 1e-7 floor). */
+export function binaryCrossEntropy(probPositive: ArrayLike<number>, labels: ArrayLike<number>): number {
+  let loss = 0;
+  for (let i = 0; i < labels.length; i++) {
+    const q = labels[i] === 1 ? probPositive[i] : 1 - probPositive[i];
+    loss -= Math.log(Math.max(q, 1e-7));
+  }
+  return loss / Math.max(1, labels.length);
+}
+
 /** Metrics from P(pneumonia) per example, thresholded at 0.5 for the confusion-matrix measures. */
 export function classificationMetrics(probPositive: ArrayLike<number>, labels: ArrayLike<number>, loss: number): ClassificationMetrics {
   let tp = 0, tn = 0, fp = 0, fn = 0;

@@ -8,7 +8,7 @@ import type { TrainingConfig } from './config/experiment.ts';
 import type { LayersModel } from './model.ts';
 import { classCounts, pixelsPerSample, size, type ImageDataset } from './data/dataset.ts';
 import { SeededRandom } from './data/rng.ts';
-import { classificationMetrics, type ClassificationMetrics } from './metrics.ts';
+import { binaryCrossEntropy, classificationMetrics, type ClassificationMetrics } from './metrics.ts';
 
 export interface TrainProgress { step: number; steps: number; loss: number }
 export interface TrainResult { examples: number; steps: number; meanLoss: number; seconds: number }
@@ -114,10 +114,5 @@ export function predictPositive(model: LayersModel, ds: ImageDataset, batchSize 
 
 export function evaluate(model: LayersModel, ds: ImageDataset): ClassificationMetrics {
   const p = predictPositive(model, ds);
-  let loss = 0;
-  for (let i = 0; i < p.length; i++) {
-    const q = ds.labels[i] === 1 ? p[i] : 1 - p[i];
-    loss -= Math.log(Math.max(q, 1e-7));
-  }
-  return classificationMetrics(p, ds.labels, loss / Math.max(1, p.length));
+  return classificationMetrics(p, ds.labels, binaryCrossEntropy(p, ds.labels));
 }

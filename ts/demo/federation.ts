@@ -59,7 +59,7 @@ async function main(): Promise<void> {
       experiment: {
         name: 'pneumonia-fedavg', rounds: Number(args.rounds), min_envoys_to_start: 3,
         model: { width: Number(args.width), input_size: [28, 28], channels: 1, seed: 1 },
-        training: { optimizer: 'adam', learning_rate: 0.001, local_epochs: Number(args.epochs), batch_size: 32 },
+        training: { optimizer: 'adam', learning_rate: 0.001, local_epochs: Number(args.epochs), batch_size: 32, class_weighting: true },
         aggregation: { strategy: 'fedavg', min_envoys: 2 },
       },
     });

@@ -1,0 +1,60 @@
+import test from 'ava';
+import { pack } from 'msgpackr';
+import { decode, encode, MessageError, TrainTaskSchema, ShardDescriptorSchema, HeartbeatSchema } from '../ts/core/messages.ts';
+import { ModelSpecSchema, TrainingSchema } from '../ts/core/config/experiment.ts';
+import { buildModel } from '../ts/core/model.ts';
+import { checkFits, decodeWeights, encodeWeights, readWeights, writeWeights } from '../ts/core/weights.ts';
+
+const task = {
+  experiment: 'e1', run_id: 'abc', round: 2, task_id: 't-1',
+  model: ModelSpecSchema.parse({ width: 4 }), training: TrainingSchema.parse({}),
+  weights: { id: 'b1', subject: 'secflow.f.blob.b1', bytes: 10, chunks: 1, chunk_bytes: 10, sha256: 'a'.repeat(64) },
+  result_subject: 'secflow.f.exp.e1.abc.results',
+};
+
+test('a training task survives a msgpack round trip unchanged', (t) => {
+  t.deepEqual(decode(TrainTaskSchema, encode(TrainTaskSchema, task), 'training task'), task);
+});
+
+test('a message that is not msgpack is rejected, naming the message kind', (t) => {
+  const error = t.throws(() => decode(HeartbeatSchema, new Uint8Array([0xc1, 0xff, 0x00]), 'heartbeat'));
+  t.true(error instanceof MessageError);
+  t.regex(error!.message, /malformed heartbeat/);
+});
+
+test('a message with a wrong or missing field names the field', (t) => {
+  const error = t.throws(() => decode(TrainTaskSchema, pack({ ...task, round: 'two' }), 'training task'));
+  t.regex(error!.message, /malformed training task: round: /);
+  const missing = t.throws(() => decode(ShardDescriptorSchema, pack({ envoy: 'x' }), 'shard descriptor'));
+  t.regex(missing!.message, /description/);
+});
+
+test('an unexpected extra field is rejected rather than silently carried', (t) => {
+  const error = t.throws(() => decode(HeartbeatSchema, pack({ envoy: 'a', busy: false, weights: [1, 2] }), 'heartbeat'));
+  t.regex(error!.message, /weights/);
+});
+
+test('model weights round-trip through their wire format bit for bit', (t) => {
+  const model = buildModel(ModelSpecSchema.parse({ width: 4, seed: 3 }));
+  const weights = readWeights(model);
+  const back = decodeWeights(encodeWeights(weights));
+  t.deepEqual(back.manifest, weights.manifest);
+  t.deepEqual(Array.from(back.values), Array.from(weights.values));
+  const other = buildModel(ModelSpecSchema.parse({ width: 4, seed: 4 }));
+  t.notDeepEqual(Array.from(readWeights(other).values), Array.from(weights.values), 'seeds give different initial weights');
+  writeWeights(other, back);
+  t.deepEqual(Array.from(readWeights(other).values), Array.from(weights.values));
+});
+
+test('the same seed gives the same initial weights', (t) => {
+  const a = readWeights(buildModel(ModelSpecSchema.parse({ width: 4, seed: 9 })));
+  const b = readWeights(buildModel(ModelSpecSchema.parse({ width: 4, seed: 9 })));
+  t.deepEqual(Array.from(a.values), Array.from(b.values));
+});
+
+test('weights for another architecture are refused with the first mismatching tensor named', (t) => {
+  const small = readWeights(buildModel(ModelSpecSchema.parse({ width: 4 })));
+  const big = buildModel(ModelSpecSchema.parse({ width: 8 }));
+  t.regex(t.throws(() => checkFits(big, small))!.message, /tensor 0 is conv0\/kernel \[3,3,1,4\], the model expects conv0\/kernel \[3,3,1,8\]/);
+  t.regex(t.throws(() => decodeWeights(new Uint8Array([1, 2, 3])))!.message, /weights payload/);
+});
