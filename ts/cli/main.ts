@@ -16,10 +16,14 @@ import { subjects } from '../core/subjects.ts';
 import { connectNats } from '../core/transport/connection.ts';
 import { request } from '../core/transport/rpc.ts';
 import { z } from 'zod';
-import { loadDirectorConfig, startDirector } from '../director/start.ts';
-import { loadEnvoyConfig, startEnvoy } from '../envoy/start.ts';
-import { runExperimentRemotely } from '../experiment/client.ts';
 import { tableHeader, tableRow } from '../experiment/table.ts';
+
+// Roles load TensorFlow; import them only when a command needs them, so `--help` answers at once.
+const roles = {
+  director: () => import('../director/start.ts'),
+  envoy: () => import('../envoy/start.ts'),
+  client: () => import('../experiment/client.ts'),
+};
 
 const program = new Command('secflow')
   .description('FL-SecFlow: federated pneumonia detection on chest X-rays, with secure aggregation and a leakage lab')
@@ -29,6 +33,7 @@ const director = program.command('director').description('the federation coordin
 director.command('start').description('start a long-lived director for one federation')
   .requiredOption('-c, --config <file>', 'director.yaml')
   .action(async (opts) => {
+    const { loadDirectorConfig, startDirector } = await roles.director();
     const d = await startDirector(loadDirectorConfig(opts.config));
     await untilSignal(() => d.stop());
   });
@@ -37,14 +42,15 @@ const envoy = program.command('envoy').description('a hospital-side trainer hold
 envoy.command('start').description('start an envoy and register it with the director')
   .requiredOption('-c, --config <file>', 'envoy.yaml')
   .action(async (opts) => {
+    const { loadEnvoyConfig, startEnvoy } = await roles.envoy();
     const e = await startEnvoy(loadEnvoyConfig(opts.config));
     await untilSignal(() => e.stop());
   });
 
 interface Target { director?: string; nats?: string; federation?: string }
-function resolveTarget(opts: Target): { url: string; federation: string } {
+async function resolveTarget(opts: Target): Promise<{ url: string; federation: string }> {
   if (opts.director) {
-    const d = loadDirectorConfig(opts.director);
+    const d = (await roles.director()).loadDirectorConfig(opts.director);
     return { url: opts.nats ?? d.nats.url, federation: opts.federation ?? d.federation };
   }
   const url = opts.nats ?? process.env.SECFLOW_NATS;
@@ -62,10 +68,11 @@ withTarget(experiment.command('run').description('submit an experiment to a runn
   .requiredOption('-c, --config <file>', 'experiment.yaml'))
   .action(async (opts) => {
     const config = loadConfigFile(opts.config, ExperimentSchema);
-    const { url, federation } = resolveTarget(opts);
+    const { url, federation } = await resolveTarget(opts);
     const nc = await connectNats(url, 'secflow-experiment');
     try {
       console.log(tableHeader());
+      const { runExperimentRemotely } = await roles.client();
       const final = await runExperimentRemotely(nc, federation, config, {
         onEvent: (e) => {
           if (e.type === 'round' || e.type === 'round_failed') console.log(tableRow(e));
@@ -81,7 +88,7 @@ withTarget(experiment.command('run').description('submit an experiment to a runn
 
 withTarget(program.command('status').description('envoys and experiments of a running federation'))
   .action(async (opts) => {
-    const { url, federation } = resolveTarget(opts);
+    const { url, federation } = await resolveTarget(opts);
     const nc = await connectNats(url, 'secflow-status');
     try {
       const s = await request(nc, subjects.status(federation), z.object({}), {}, StatusReplySchema, 5000, 'status request');

@@ -64,7 +64,12 @@ export const TrainTaskSchema = z.object({
 }).strict();
 export type TrainTask = z.infer<typeof TrainTaskSchema>;
 
-export const TaskAckSchema = z.object({ accepted: z.boolean(), reason: z.string().optional() }).strict();
+export const TaskAckSchema = z.object({
+  accepted: z.boolean(),
+  reason: z.string().optional(),
+  /** Set by a busy envoy (e.g. still finishing a task of a director that restarted): ask again later. */
+  retry_after_ms: z.number().int().positive().optional(),
+}).strict();
 
 export const TrainResultSchema = z.object({
   experiment: z.string(),

@@ -83,21 +83,20 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
           (collection.dropped.length ? ` (${collection.dropped.map((d) => `${d.envoy}: ${d.reason}`).join('; ')})` : '');
         log.warn(message + '; the global model stays as it was and the next round goes on');
         state.failed_rounds.push(round);
+        checkpoint(folder, state, round, global);
         publish({ experiment: config.name, type: 'round_failed', round, rounds: config.rounds, message, dropped });
       } else {
         global = strategy.aggregate(global, collection.updates);
         writeWeights(model, global);
         lastTest = evaluateOnTest(deps, model, folder, round, config) ?? lastTest;
+        // Checkpoint before telling anyone: a director killed after the event must not redo the round.
+        checkpoint(folder, state, round, global);
         publish({
           experiment: config.name, type: 'round', round, rounds: config.rounds, test: lastTest, dropped,
           seconds: (performance.now() - started) / 1000,
           envoys: collection.results.map((r) => ({ envoy: r.envoy, examples: r.examples, train_loss: r.train?.loss, val_global: r.val_global, val_local: r.val_local })),
         });
       }
-      state.checkpoint = folder.saveCheckpoint(round, global);
-      state.next_round = round + 1;
-      state.updated_at = new Date().toISOString();
-      folder.writeState(state);
     }
     state.status = 'finished';
     folder.writeState(state);
@@ -111,6 +110,13 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
     folder.close();
     model.dispose();
   }
+}
+
+function checkpoint(folder: RunFolder, state: RunState, round: number, global: ReturnType<typeof readWeights>): void {
+  state.checkpoint = folder.saveCheckpoint(round, global);
+  state.next_round = round + 1;
+  state.updated_at = new Date().toISOString();
+  folder.writeState(state);
 }
 
 function selectParticipants(registry: EnvoyRegistry, config: ExperimentConfig): string[] {

@@ -74,12 +74,20 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
     ctx.participants.forEach((envoy) => pending.set(envoy, randomUUID()));
     await Promise.all(ctx.participants.map(async (envoy) => {
       const taskId = pending.get(envoy)!;
+      const task = {
+        experiment: config.name, run_id: runId, round, task_id: taskId, model: config.model, training: config.training,
+        weights: ctx.globalWeights, result_subject: resultsSubject,
+      };
       try {
-        const ack = await request(nc, subjects.envoyTask(federation, envoy), TrainTaskSchema, {
-          experiment: config.name, run_id: runId, round, task_id: taskId, model: config.model, training: config.training,
-          weights: ctx.globalWeights, result_subject: resultsSubject,
-        }, TaskAckSchema, 10_000, `sending the round ${round + 1} task to ${envoy}`);
-        if (!ack.accepted) drop(envoy, `it declined the task: ${ack.reason}`);
+        for (;;) {
+          const ack = await request(nc, subjects.envoyTask(federation, envoy), TrainTaskSchema, task, TaskAckSchema, 10_000,
+            `sending the round ${round + 1} task to ${envoy}`);
+          if (ack.accepted) break;
+          // A busy envoy is asked again while it is alive and the round waits for it; any other refusal is final.
+          if (!ack.retry_after_ms || !pending.has(envoy)) { drop(envoy, `it declined the task: ${ack.reason}`); break; }
+          await new Promise((r) => setTimeout(r, ack.retry_after_ms));
+          if (!pending.has(envoy)) break;
+        }
       } catch (error) {
         drop(envoy, (error as Error).message);
       }

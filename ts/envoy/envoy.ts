@@ -85,7 +85,7 @@ export class Envoy {
   }
 
   private acceptTask(task: TrainTask) {
-    if (this.busy) return { accepted: false, reason: `envoy ${this.name} is busy with another task` };
+    if (this.busy) return { accepted: false, reason: `envoy ${this.name} is busy with another task`, retry_after_ms: 1000 };
     const [h, w] = task.model.input_size;
     const [sh, sw, sc] = this.shard.descriptor.sample_shape;
     if (h !== sh || w !== sw || task.model.channels !== sc) {
