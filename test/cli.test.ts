@@ -1,0 +1,88 @@
+/** The secflow command as a user meets it: help, config errors, data fetch against a local HTTP server. */
+import test from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { SECFLOW_BIN } from '../ts/local/roles.ts';
+import { tempDir } from './helpers/paths.ts';
+
+function secflow(...args: string[]) {
+  const r = spawnSync(SECFLOW_BIN, args, { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('--help lists every role and command', (t) => {
+  const r = secflow('--help');
+  t.is(r.code, 0);
+  for (const word of ['director', 'envoy', 'experiment', 'status', 'data']) t.true(r.out.includes(word), word);
+  const sub = secflow('experiment', 'run', '--help');
+  t.regex(sub.out, /--config <file>/);
+});
+
+test('a director config with a mistyped key stops with a message naming file and key', (t) => {
+  const file = join(tempDir(), 'director.yaml');
+  writeFileSync(file, 'federation: f\nworkspce: runs\n');
+  const r = secflow('director', 'start', '--config', file);
+  t.is(r.code, 1);
+  t.true(r.err.includes(file));
+  t.regex(r.err, /Unrecognized key.*'workspce'/);
+});
+
+test('an envoy whose data file is missing stops with a clear message', (t) => {
+  const file = join(tempDir(), 'envoy.yaml');
+  writeFileSync(file, 'name: a\nfederation: f\nshard:\n  train: {kind: pneumoniamnist, path: missing.npz, split: train}\n');
+  const r = secflow('envoy', 'start', '--config', file);
+  t.is(r.code, 1);
+  t.regex(r.err, /missing\.npz: file not found/);
+});
+
+test('experiment run without a federation says how to name one', (t) => {
+  const file = join(tempDir(), 'experiment.yaml');
+  writeFileSync(file, 'name: x\nrounds: 1\n');
+  const r = secflow('experiment', 'run', '--config', file);
+  t.is(r.code, 1);
+  t.regex(r.err, /--director director\.yaml, or --nats URL --federation NAME/);
+});
+
+function secflowAsync(...args: string[]): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(SECFLOW_BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    child.on('exit', (status) => resolve({ status, stderr }));
+  });
+}
+
+async function serveBytes(bytes: Buffer): Promise<{ url: string; server: Server }> {
+  const server = createServer((_, res) => { res.setHeader('content-length', bytes.length); res.end(bytes); });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}/pneumoniamnist.npz`, server };
+}
+
+test('data fetch saves a download whose MD5 matches, and refuses one that does not', async (t) => {
+  const bytes = Buffer.from('pretend this is an npz file '.repeat(1000));
+  const md5 = createHash('md5').update(bytes).digest('hex');
+  const { url, server } = await serveBytes(bytes);
+  t.teardown(() => server.close());
+  const dir = tempDir();
+  const good = join(dir, 'good.npz');
+  // The HTTP server lives in this process: run secflow asynchronously so the server can answer.
+  const ok = await secflowAsync('data', 'fetch', '--dest', good, '--url', url, '--md5', md5);
+  t.is(ok.status, 0, ok.stderr);
+  t.true(readFileSync(good).equals(bytes));
+  const bad = join(dir, 'bad.npz');
+  const refused = await secflowAsync('data', 'fetch', '--dest', bad, '--url', url, '--md5', '0'.repeat(32));
+  t.is(refused.status, 1);
+  t.regex(refused.stderr, /has MD5 [0-9a-f]{32}, expected 0{32}: incomplete or altered, not saved/);
+  t.false(existsSync(bad));
+});
+
+test('data fetch without a network fails with a hint instead of a stack trace', (t) => {
+  const r = spawnSync(SECFLOW_BIN, ['data', 'fetch', '--dest', join(tempDir(), 'x.npz'), '--url', 'http://127.0.0.1:9/none'], { encoding: 'utf8' });
+  t.is(r.status, 1);
+  t.regex(r.stderr, /cannot download http:\/\/127\.0\.0\.1:9\/none/);
+  t.notRegex(r.stderr, /at .*\.ts:\d+/);
+});
