@@ -99,7 +99,7 @@ setup_tfjs_node() {
 }
 
 setup_native_addon() {
-  if [[ -x bindings/build.sh ]]; then bash bindings/build.sh ${QUIET:+--quiet}; fi
+  if [[ -x bindings/build.sh ]]; then say "building the native secure-aggregation addon (Rust)"; bash bindings/build.sh --quiet; fi
 }
 
 install_npm_deps
