@@ -52,6 +52,29 @@ export const MetricsSchema = z.object({
   roc_auc: z.number(), sensitivity: z.number(), specificity: z.number(), examples: z.number().int(),
 }).strict();
 
+/**
+ * Secure aggregation parameters of one envoy's task (SecAgg+, see ts/core/secagg/). The envoy masks
+ * delta * scale, where scale = its examples / the cohort's mean examples, so the unmasked sum is
+ * proportional to the example-weighted FedAvg delta.
+ */
+export const SecAggTaskSchema = z.object({
+  client_id: z.number().int().nonnegative(),
+  /** Binds every protocol message to this experiment run; a replay from another run is rejected. */
+  experiment_id: z.string(),
+  cohort: z.array(z.number().int().nonnegative()),
+  neighbours: z.number().int().positive(),
+  threshold: z.number().int().positive(),
+  bits: z.number().int().min(1).max(32),
+  clip: z.number().positive(),
+  vector_len: z.number().int().positive(),
+  graph_seed: z.instanceof(Uint8Array),
+  scale: z.number().positive(),
+  upload_subject: z.string(),
+  stage_timeout_ms: z.number().int().positive(),
+  round_timeout_ms: z.number().int().positive(),
+}).strict();
+export type SecAggTask = z.infer<typeof SecAggTaskSchema>;
+
 export const TrainTaskSchema = z.object({
   experiment: z.string(),
   run_id: z.string(),
@@ -61,6 +84,8 @@ export const TrainTaskSchema = z.object({
   training: TrainingSchema,
   weights: BlobRefSchema,
   result_subject: z.string(),
+  /** Present when the round runs secure aggregation: the update goes out masked, never in the clear. */
+  secagg: SecAggTaskSchema.optional(),
 }).strict();
 export type TrainTask = z.infer<typeof TrainTaskSchema>;
 
@@ -92,6 +117,36 @@ export type TrainResult = z.infer<typeof TrainResultSchema>;
 
 export const ResultAckSchema = z.object({ accepted: z.boolean(), reason: z.string().optional() }).strict();
 
+/** Director -> envoy: the addon's message for this envoy at the end of a stage, or 'abort' (round over). */
+export const SecAggDeliverySchema = z.object({
+  experiment: z.string(),
+  run_id: z.string(),
+  round: z.number().int().nonnegative(),
+  task_id: z.string(),
+  stage: z.enum(['keys', 'shares', 'unmask', 'abort']),
+  message: z.instanceof(Uint8Array).optional(),
+  reason: z.string().optional(),
+}).strict();
+export type SecAggDelivery = z.infer<typeof SecAggDeliverySchema>;
+
+/** Envoy -> director: the addon's message of one stage (masked input as a blob: it exceeds max_payload). */
+export const SecAggUploadSchema = z.object({
+  experiment: z.string(),
+  run_id: z.string(),
+  round: z.number().int().nonnegative(),
+  task_id: z.string(),
+  envoy: z.string(),
+  stage: z.enum(['advertise', 'share_keys', 'masked_input', 'unmask']),
+  message: z.instanceof(Uint8Array).optional(),
+  blob: BlobRefSchema.optional(),
+  /** The envoy cannot go on (e.g. training failed): the director drops it from the round. */
+  error: z.string().optional(),
+  /** With the masked input: the envoy's metrics in the clear (never an update). */
+  result: TrainResultSchema.optional(),
+}).strict();
+export type SecAggUpload = z.infer<typeof SecAggUploadSchema>;
+export type SecAggStage = SecAggUpload['stage'];
+
 export const SubmitExperimentSchema = z.object({ config: ExperimentSchema }).strict();
 export const SubmitReplySchema = z.object({
   accepted: z.boolean(),
@@ -108,7 +163,7 @@ export const ExperimentEventSchema = z.object({
   message: z.string().optional(),
   test: MetricsSchema.optional(),
   envoys: z.array(z.object({
-    envoy: z.string(), examples: z.number().int(), train_loss: z.number().optional(),
+    envoy: z.string(), examples: z.number().int(), train_loss: z.number().optional(), train_seconds: z.number().optional(),
     val_global: MetricsSchema.optional(), val_local: MetricsSchema.optional(),
   }).strict()).optional(),
   dropped: z.array(z.string()).optional(),

@@ -94,7 +94,7 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
         publish({
           experiment: config.name, type: 'round', round, rounds: config.rounds, test: lastTest, dropped,
           seconds: (performance.now() - started) / 1000,
-          envoys: collection.results.map((r) => ({ envoy: r.envoy, examples: r.examples, train_loss: r.train?.loss, val_global: r.val_global, val_local: r.val_local })),
+          envoys: collection.results.map((r) => ({ envoy: r.envoy, examples: r.examples, train_loss: r.train?.loss, train_seconds: r.train?.seconds, val_global: r.val_global, val_local: r.val_local })),
         });
       }
     }
