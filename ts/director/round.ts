@@ -8,6 +8,7 @@ import type { NatsConnection } from 'nats';
 import type { ExperimentConfig } from '../core/config/experiment.ts';
 import type { Logger } from '../core/log.ts';
 import { ResultAckSchema, TaskAckSchema, TrainResultSchema, TrainTaskSchema, type BlobRef, type TrainResult } from '../core/messages.ts';
+import { progress } from '../core/progress.ts';
 import { subjects } from '../core/subjects.ts';
 import { fetchBlob } from '../core/transport/blobs.ts';
 import { request, serve } from '../core/transport/rpc.ts';
@@ -37,11 +38,16 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
   const collection: RoundCollection = { updates: [], results: [], dropped: [] };
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => { finish = resolve; });
+  const bar = progress(`round ${round + 1} updates`, ctx.participants.length, log);
+  const settled = () => {
+    bar.update(collection.updates.length + collection.dropped.length, `${collection.dropped.length} dropped`);
+    if (pending.size === 0) finish();
+  };
   const drop = (envoy: string, reason: string) => {
     if (!pending.delete(envoy)) return;
     collection.dropped.push({ envoy, reason });
     log.warn(`round ${round + 1}: continuing without ${envoy}: ${reason}`);
-    if (pending.size === 0) finish();
+    settled();
   };
 
   const sub = serve(nc, resultsSubject, TrainResultSchema, ResultAckSchema, 'training result', log, async (result) => {
@@ -57,7 +63,7 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
       collection.updates.push({ envoy: result.envoy, examples: result.examples, delta });
       collection.results.push(result);
       pending.delete(result.envoy);
-      if (pending.size === 0) finish();
+      settled();
       return { accepted: true };
     } catch (error) {
       drop(result.envoy, `its update could not be received: ${(error as Error).message}`);
@@ -95,6 +101,7 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
     if (pending.size > 0) await finished;
     return collection;
   } finally {
+    bar.stop();
     clearTimeout(timer);
     stopWatching();
     sub.unsubscribe();
