@@ -13,6 +13,7 @@ import {
 import { buildModel, type LayersModel } from '../core/model.ts';
 import { progress, type Progress } from '../core/progress.ts';
 import { subjects } from '../core/subjects.ts';
+import { describeBackend } from '../core/tf.ts';
 import { evaluate, trainLocal } from '../core/training.ts';
 import { chunkBytesFor, fetchBlob, offerBlob } from '../core/transport/blobs.ts';
 import { connectNats } from '../core/transport/connection.ts';
@@ -36,6 +37,7 @@ export class Envoy {
   get name(): string { return this.config.name; }
 
   async start(): Promise<void> {
+    this.log.info(`${describeBackend()}; shard: ${this.shard.descriptor.description}`);
     this.nc = await connectNats(this.config.nats.url, `envoy-${this.name}`);
     const f = this.config.federation;
     this.subs.push(serve(this.nc, subjects.envoyTask(f, this.name), TrainTaskSchema, TaskAckSchema, 'training task', this.log,
