@@ -1,0 +1,115 @@
+/**
+ * ConvNetBN's forward pass as a pure function of its weight tensors. The attacker needs the model's
+ * gradient w.r.t. its weights as a differentiable function of the (dummy) input, and for the multi-step
+ * attack also of weights that change during the simulated local steps: a layers model holds its weights in
+ * variables, which neither allows. Checked in tests to give the layers model's outputs exactly.
+ */
+import type * as TF from '@tensorflow/tfjs';
+import { tf } from '../core/tf.ts';
+import type { LayersModel } from '../core/model.ts';
+import './second-order.ts';
+
+/** Keras' BatchNormalization default, which tfjs-layers uses. */
+const BN_EPSILON = 1e-3;
+const CONV_BLOCKS = 3;
+
+/** ConvNetBN weights by role; `trainable` is the order the envoy's gradient/update lists them in. */
+export interface ConvNetParams {
+  convs: TF.Tensor4D[];
+  gammas: TF.Tensor1D[];
+  betas: TF.Tensor1D[];
+  movingMeans: TF.Tensor1D[];
+  movingVars: TF.Tensor1D[];
+  denseKernel: TF.Tensor2D;
+  denseBias: TF.Tensor1D;
+}
+
+/** 'train' normalizes with the batch's statistics (as the envoy trains); 'eval' with the moving ones. */
+export type BnMode = 'train' | 'eval';
+
+/**
+ * ConvNetBN's weights by their names (as in model.weights and the weights manifest: `conv0/kernel`,
+ * `bn0/gamma`, ..., `classifier/bias`); names decide roles, since model.weights lists trainable ones first.
+ */
+export function paramsFromNamed(names: string[], tensors: TF.Tensor[]): ConvNetParams {
+  const byName = new Map(names.map((n, i) => [n, tensors[i]]));
+  const extra = names.filter((n) => !/^(conv\d|bn\d|classifier)\//.test(n));
+  if (extra.length) throw new Error(`not a plain ConvNetBN (extra weights: ${extra.join(', ')}); defenses' layers are not supported yet`);
+  const get = (n: string) => {
+    const t = byName.get(n);
+    if (!t) throw new Error(`ConvNetBN weight ${n} missing (have: ${names.join(', ')})`);
+    return t;
+  };
+  const blocks = [...Array(CONV_BLOCKS).keys()];
+  return {
+    convs: blocks.map((b) => get(`conv${b}/kernel`) as TF.Tensor4D),
+    gammas: blocks.map((b) => get(`bn${b}/gamma`) as TF.Tensor1D),
+    betas: blocks.map((b) => get(`bn${b}/beta`) as TF.Tensor1D),
+    movingMeans: blocks.map((b) => get(`bn${b}/moving_mean`) as TF.Tensor1D),
+    movingVars: blocks.map((b) => get(`bn${b}/moving_variance`) as TF.Tensor1D),
+    denseKernel: get('classifier/kernel') as TF.Tensor2D,
+    denseBias: get('classifier/bias') as TF.Tensor1D,
+  };
+}
+
+/** The model's current weights (copies: the caller owns and disposes them). */
+export function paramsOfModel(model: LayersModel): ConvNetParams {
+  return paramsFromNamed(model.weights.map((w) => w.originalName), model.weights.map((w) => w.read().clone()));
+}
+
+/** Names of the trainable tensors in trainableOf's order. */
+export function trainableNames(blocks = CONV_BLOCKS): string[] {
+  const conv = [...Array(blocks).keys()].flatMap((b) => [`conv${b}/kernel`, `bn${b}/gamma`, `bn${b}/beta`]);
+  return [...conv, 'classifier/kernel', 'classifier/bias'];
+}
+
+export function trainableOf(p: ConvNetParams): TF.Tensor[] {
+  const blocks = p.convs.flatMap((c, i) => [c, p.gammas[i], p.betas[i]]);
+  return [...blocks, p.denseKernel, p.denseBias];
+}
+
+export function withTrainable(p: ConvNetParams, trainable: TF.Tensor[]): ConvNetParams {
+  const blocks = p.convs.map((_, i) => i);
+  return {
+    ...p,
+    convs: blocks.map((i) => trainable[3 * i] as TF.Tensor4D),
+    gammas: blocks.map((i) => trainable[3 * i + 1] as TF.Tensor1D),
+    betas: blocks.map((i) => trainable[3 * i + 2] as TF.Tensor1D),
+    denseKernel: trainable[3 * CONV_BLOCKS] as TF.Tensor2D,
+    denseBias: trainable[3 * CONV_BLOCKS + 1] as TF.Tensor1D,
+  };
+}
+
+export function disposeParams(p: ConvNetParams): void {
+  tf.dispose([...p.convs, ...p.gammas, ...p.betas, ...p.movingMeans, ...p.movingVars, p.denseKernel, p.denseBias]);
+}
+
+export function forward(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode): TF.Tensor2D {
+  let h: TF.Tensor4D = x;
+  for (let i = 0; i < p.convs.length; i++) {
+    h = tf.conv2d(h, p.convs[i], 1, 'same');
+    const [mean, variance] = mode === 'train'
+      ? (() => { const m = tf.moments(h, [0, 1, 2]); return [m.mean, m.variance]; })()
+      : [p.movingMeans[i], p.movingVars[i]];
+    h = tf.relu(tf.batchNorm(h, mean as TF.Tensor1D, variance as TF.Tensor1D, p.betas[i], p.gammas[i], BN_EPSILON));
+  }
+  h = tf.maxPool(h, 3, 3, 'valid');
+  const flat = tf.reshape(h, [h.shape[0], -1]) as TF.Tensor2D;
+  return tf.add(tf.matMul(flat, p.denseKernel), p.denseBias);
+}
+
+/**
+ * Mean softmax cross-entropy against (soft or one-hot) label rows, as tf.losses.softmaxCrossEntropy computes
+ * it, but written out with ops: that one's customGrad gives a wrong second derivative (measured: the
+ * gradient-matching gradient through it disagrees with finite differences; through this one it agrees).
+ */
+export function crossEntropy(logits: TF.Tensor2D, labels: TF.Tensor2D): TF.Scalar {
+  const logProbs = tf.sub(logits, tf.logSumExp(logits, 1, true));
+  return tf.neg(tf.mean(tf.sum(tf.mul(labels, logProbs), 1))) as TF.Scalar;
+}
+
+/** The envoy's gradient: d(cross-entropy)/d(trainable weights), differentiable w.r.t. x (and labels). */
+export function weightGradients(p: ConvNetParams, x: TF.Tensor4D, labels: TF.Tensor2D, mode: BnMode): TF.Tensor[] {
+  const trainable = trainableOf(p);
+  return tf.grads((...w: TF.Tensor[]) => crossEntropy(forward(withTrainable(p, w), x, mode), labels))(trainable);
+}
