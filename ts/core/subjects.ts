@@ -8,7 +8,9 @@ export const subjects = {
   submit: (f: string) => `${root(f)}.director.submit`,
   status: (f: string) => `${root(f)}.director.status`,
   envoyTask: (f: string, envoy: string) => `${root(f)}.envoy.${envoy}.task`,
+  envoySecAgg: (f: string, envoy: string) => `${root(f)}.envoy.${envoy}.secagg`,
   events: (f: string, experiment: string) => `${root(f)}.exp.${experiment}.events`,
   results: (f: string, experiment: string, runId: string) => `${root(f)}.exp.${experiment}.${runId}.results`,
+  secaggUploads: (f: string, experiment: string, runId: string) => `${root(f)}.exp.${experiment}.${runId}.secagg`,
   blob: (f: string, id: string) => `${root(f)}.blob.${id}`,
 };

@@ -15,7 +15,9 @@ import { evaluate } from '../core/training.ts';
 import { chunkBytesFor, offerBlob } from '../core/transport/blobs.ts';
 import { encodeWeights, readWeights, writeWeights } from '../core/weights.ts';
 import type { EnvoyRegistry } from './registry.ts';
+import { loadNative } from '../core/secagg/native.ts';
 import { collectRound, type RoundCollection } from './round.ts';
+import { collectSecureRound } from './secure-round.ts';
 import { configDigest, RunFolder, type RunState } from './run-folder.ts';
 import { makeStrategy } from './strategies/index.ts';
 
@@ -64,6 +66,8 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
   const strategy = makeStrategy(config.aggregation.strategy);
   let lastTest: ClassificationMetrics | undefined;
   try {
+    if (config.secagg.enabled) loadNative(); // fail now, with the build instructions, not in round 1
+    const collect = config.secagg.enabled ? collectSecureRound : collectRound;
     await waitForEnvoys(deps, config);
     for (let round = state.next_round; round < config.rounds; round++) {
       const started = performance.now();
@@ -72,14 +76,16 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
       let collection: RoundCollection;
       try {
         log.info(`round ${round + 1}/${config.rounds}: training on ${participants.join(', ') || 'nobody'}`);
-        collection = await collectRound({ nc: deps.nc, federation: deps.federation, config, runId, round, globalWeights: offered.ref, participants, registry: deps.registry, log });
+        collection = await collect({ nc: deps.nc, federation: deps.federation, config, runId, round, globalWeights: offered.ref, global, participants, registry: deps.registry, log });
       } finally {
         offered.close();
       }
       logEnvoyMetrics(folder, round, collection);
       const dropped = collection.dropped.map((d) => d.envoy);
-      if (collection.updates.length < Math.max(1, config.aggregation.min_envoys)) {
-        const message = `round ${round + 1} failed: ${collection.updates.length} update(s) arrived, at least ${config.aggregation.min_envoys} needed` +
+      const contributors = collection.contributors ?? collection.updates.length;
+      if (collection.failure || contributors < Math.max(1, config.aggregation.min_envoys)) {
+        const message = collection.failure ? `round ${round + 1} failed: ${collection.failure}`
+          : `round ${round + 1} failed: ${contributors} update(s) arrived, at least ${config.aggregation.min_envoys} needed` +
           (collection.dropped.length ? ` (${collection.dropped.map((d) => `${d.envoy}: ${d.reason}`).join('; ')})` : '');
         log.warn(message + '; the global model stays as it was and the next round goes on');
         state.failed_rounds.push(round);

@@ -29,7 +29,15 @@ export interface RoundContext {
 }
 
 export interface Dropout { envoy: string; reason: string }
-export interface RoundCollection { updates: ClientUpdate[]; results: TrainResult[]; dropped: Dropout[] }
+export interface RoundCollection {
+  updates: ClientUpdate[];
+  results: TrainResult[];
+  dropped: Dropout[];
+  /** Envoys whose updates are in `updates` (a secure round hands over one pre-summed update); default updates.length. */
+  contributors?: number;
+  /** Set when the round cannot produce an aggregate; says why. */
+  failure?: string;
+}
 
 export async function collectRound(ctx: RoundContext): Promise<RoundCollection> {
   const { nc, federation, config, runId, round, log } = ctx;

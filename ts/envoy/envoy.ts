@@ -8,8 +8,9 @@ import type { EnvoyConfig } from '../core/config/envoy.ts';
 import { Logger } from '../core/log.ts';
 import {
   encode, HeartbeatReplySchema, HeartbeatSchema, LeaveSchema, PROTOCOL_VERSION, RegisterReplySchema, RegisterSchema,
-  ResultAckSchema, TaskAckSchema, TrainResultSchema, TrainTaskSchema, type TrainResult, type TrainTask,
+  ResultAckSchema, SecAggDeliverySchema, TaskAckSchema, TrainResultSchema, TrainTaskSchema, type TrainResult, type TrainTask,
 } from '../core/messages.ts';
+import { loadNative } from '../core/secagg/native.ts';
 import { buildModel, type LayersModel } from '../core/model.ts';
 import { progress, type Progress } from '../core/progress.ts';
 import { subjects } from '../core/subjects.ts';
@@ -19,6 +20,7 @@ import { chunkBytesFor, fetchBlob, offerBlob } from '../core/transport/blobs.ts'
 import { connectNats } from '../core/transport/connection.ts';
 import { request, serve } from '../core/transport/rpc.ts';
 import { decodeWeights, encodeWeights, readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
+import { SecureTask, type TrainedUpdate } from './secure-task.ts';
 import type { Shard } from './shard.ts';
 
 export class Envoy {
@@ -29,6 +31,8 @@ export class Envoy {
   private model?: { key: string; model: LayersModel };
   private readonly log: Logger;
   private stopped = false;
+  /** The secure-aggregation task in progress, which stage messages from the director are routed to. */
+  private secure?: SecureTask;
 
   constructor(private readonly config: EnvoyConfig, private readonly shard: Shard) {
     this.log = new Logger(`envoy ${config.name}`);
@@ -42,6 +46,8 @@ export class Envoy {
     const f = this.config.federation;
     this.subs.push(serve(this.nc, subjects.envoyTask(f, this.name), TrainTaskSchema, TaskAckSchema, 'training task', this.log,
       (task) => this.acceptTask(task)));
+    this.subs.push(serve(this.nc, subjects.envoySecAgg(f, this.name), SecAggDeliverySchema, ResultAckSchema, 'secure aggregation message', this.log,
+      (d) => (this.secure?.matches(d) ? this.secure.deliver(d) : { accepted: false, reason: `no secure aggregation task of round ${d.round + 1} here` })));
     await this.registerUntilAccepted();
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.config.heartbeat.interval_seconds * 1000);
   }
@@ -93,8 +99,15 @@ export class Envoy {
     if (h !== sh || w !== sw || task.model.channels !== sc) {
       return { accepted: false, reason: `model input ${h}x${w}x${task.model.channels} does not match this shard's ${sh}x${sw}x${sc}` };
     }
+    if (task.secagg) {
+      try {
+        loadNative();
+      } catch (error) {
+        return { accepted: false, reason: `envoy ${this.name}: ${(error as Error).message}` };
+      }
+    }
     this.busy = true;
-    void this.runTask(task).finally(() => { this.busy = false; });
+    void (task.secagg ? this.runSecureTask(task) : this.runTask(task)).finally(() => { this.busy = false; });
     return { accepted: true };
   }
 
@@ -103,30 +116,9 @@ export class Envoy {
     let result: TrainResult;
     let offered: ReturnType<typeof offerBlob> | undefined;
     try {
-      const global = decodeWeights(await fetchBlob(this.nc!, task.weights));
-      const model = this.modelFor(task);
-      writeWeights(model, global);
-      const valGlobal = this.shard.val ? evaluate(model, this.shard.val) : undefined;
-      let bar: Progress | undefined;
-      const trained = await trainLocal(model, this.shard.train, {
-        config: task.training,
-        seedSalt: task.round * 1009 + hashOf(this.name),
-        onProgress: (p) => {
-          bar ??= progress(`${this.name} round ${task.round + 1} training`, p.steps, log);
-          bar.update(p.step, `loss ${p.loss.toFixed(4)}`);
-        },
-      });
-      bar?.stop();
-      const valLocal = this.shard.val ? evaluate(model, this.shard.val) : undefined;
-      const delta = difference(readWeights(model), global);
-      offered = offerBlob(this.nc!, this.config.federation, encodeWeights(delta), chunkBytesFor(this.nc!, this.config.nats.max_chunk_bytes));
-      log.info(`trained ${trained.steps} steps on ${trained.examples} examples in ${trained.seconds.toFixed(1)} s, loss ${trained.meanLoss.toFixed(4)}`);
-      result = {
-        experiment: task.experiment, run_id: task.run_id, round: task.round, task_id: task.task_id, envoy: this.name,
-        ok: true, examples: trained.examples,
-        train: { loss: trained.meanLoss, steps: trained.steps, seconds: trained.seconds },
-        val_global: valGlobal, val_local: valLocal, update: offered.ref,
-      };
+      const trained = await this.train(task, log);
+      offered = offerBlob(this.nc!, this.config.federation, encodeWeights(trained.delta), chunkBytesFor(this.nc!, this.config.nats.max_chunk_bytes));
+      result = { ...trained.result, update: offered.ref };
     } catch (error) {
       log.error(`task failed: ${(error as Error).message}`);
       result = {
@@ -139,7 +131,52 @@ export class Envoy {
     } finally {
       offered?.close();
     }
+  }
 
+  /** Secure aggregation: the update goes out masked through the protocol stages, metrics beside it. */
+  private async runSecureTask(task: TrainTask): Promise<void> {
+    const log = this.log.child(`${task.experiment} r${task.round + 1}`);
+    const secure = new SecureTask({
+      nc: this.nc!, federation: this.config.federation, envoy: this.name, log,
+      chunkBytes: chunkBytesFor(this.nc!, this.config.nats.max_chunk_bytes),
+    }, task);
+    this.secure = secure;
+    try {
+      await secure.run(async (): Promise<TrainedUpdate> => {
+        const trained = await this.train(task, log);
+        return { delta: trained.delta.values, result: trained.result };
+      });
+    } finally {
+      if (this.secure === secure) this.secure = undefined;
+    }
+  }
+
+  /** Local training on the task's global model: the delta, and a result carrying metrics only. */
+  private async train(task: TrainTask, log: Logger): Promise<{ delta: FlatWeights; result: TrainResult }> {
+    const global = decodeWeights(await fetchBlob(this.nc!, task.weights));
+    const model = this.modelFor(task);
+    writeWeights(model, global);
+    const valGlobal = this.shard.val ? evaluate(model, this.shard.val) : undefined;
+    let bar: Progress | undefined;
+    const trained = await trainLocal(model, this.shard.train, {
+      config: task.training,
+      seedSalt: task.round * 1009 + hashOf(this.name),
+      onProgress: (p) => {
+        bar ??= progress(`${this.name} round ${task.round + 1} training`, p.steps, log);
+        bar.update(p.step, `loss ${p.loss.toFixed(4)}`);
+      },
+    });
+    bar?.stop();
+    const valLocal = this.shard.val ? evaluate(model, this.shard.val) : undefined;
+    const delta = difference(readWeights(model), global);
+    log.info(`trained ${trained.steps} steps on ${trained.examples} examples in ${trained.seconds.toFixed(1)} s, loss ${trained.meanLoss.toFixed(4)}`);
+    const result: TrainResult = {
+      experiment: task.experiment, run_id: task.run_id, round: task.round, task_id: task.task_id, envoy: this.name,
+      ok: true, examples: trained.examples,
+      train: { loss: trained.meanLoss, steps: trained.steps, seconds: trained.seconds },
+      val_global: valGlobal, val_local: valLocal,
+    };
+    return { delta, result };
   }
 
   /** The director acknowledges once it has fetched the update; until then the update stays offered. */

@@ -1,0 +1,26 @@
+/**
+ * The Rust addon (bindings/native.cjs) from ESM. Loaded lazily: a federation without secure aggregation
+ * must run on a machine where the addon was never built.
+ */
+import { createRequire } from 'node:module';
+import type * as Native from '../../../bindings/native.d.cts';
+
+export type NativeAddon = typeof Native;
+export type { AggregateResult, Outgoing, RoundConfig } from '../../../bindings/native.d.cts';
+
+let cached: NativeAddon | undefined;
+
+export class SecAggUnavailableError extends Error {
+  override name = 'SecAggUnavailableError';
+}
+
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  try {
+    cached = createRequire(import.meta.url)('../../../bindings/native.cjs') as NativeAddon;
+    return cached;
+  } catch (error) {
+    throw new SecAggUnavailableError('secure aggregation needs the native addon, which could not be loaded ' +
+      `(${(error as Error).message.split('\n')[0]}); build it with \`bash bindings/build.sh\``);
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * An envoy's part in a secure-aggregation round: advertise and share keys as soon as the task arrives,
+ * train, then send the masked update and reveal the shares the director asks for. Each stage's message from
+ * the director arrives on the envoy's secagg subject and is handed to the task waiting for it.
+ * The update leaves this process only masked; logs name stages, never keys, shares or values.
+ */
+import type { NatsConnection } from 'nats';
+import type { Logger } from '../core/log.ts';
+import {
+  ResultAckSchema, SecAggUploadSchema, type SecAggDelivery, type SecAggStage, type SecAggTask, type SecAggUpload,
+  type TrainResult, type TrainTask,
+} from '../core/messages.ts';
+import { loadNative } from '../core/secagg/native.ts';
+import { SecureParticipant } from '../core/secagg/participant.ts';
+import { offerBlob, type OfferedBlob } from '../core/transport/blobs.ts';
+import { request } from '../core/transport/rpc.ts';
+
+export interface SecureTaskDeps { nc: NatsConnection; federation: string; envoy: string; chunkBytes: number; log: Logger }
+
+/** What local training hands over: the delta stays here, the result (metrics only) goes out in the clear. */
+export interface TrainedUpdate { delta: Float32Array; result: TrainResult }
+
+type Inbound = Exclude<SecAggDelivery['stage'], 'abort'>;
+interface Slot { promise: Promise<Uint8Array>; resolve(m: Uint8Array): void; reject(e: Error): void }
+
+export class SecureTask {
+  private readonly inbox = new Map<Inbound, Slot>();
+  private aborted?: Error;
+  private readonly params: SecAggTask;
+
+  constructor(private readonly deps: SecureTaskDeps, private readonly task: TrainTask) {
+    if (!task.secagg) throw new Error('not a secure aggregation task');
+    this.params = task.secagg;
+  }
+
+  matches(d: SecAggDelivery): boolean {
+    return d.experiment === this.task.experiment && d.run_id === this.task.run_id && d.round === this.task.round && d.task_id === this.task.task_id;
+  }
+
+  deliver(d: SecAggDelivery): { accepted: boolean; reason?: string } {
+    if (d.stage === 'abort') {
+      this.aborted = new Error(`the director ended the round (${d.reason ?? 'no reason given'})`);
+      this.inbox.forEach((slot) => slot.reject(this.aborted!));
+      return { accepted: true };
+    }
+    if (!d.message) return { accepted: false, reason: `the ${d.stage} message is empty` };
+    this.slot(d.stage).resolve(d.message);
+    return { accepted: true };
+  }
+
+  async run(train: () => Promise<TrainedUpdate>): Promise<void> {
+    const { log } = this.deps;
+    const { stage_timeout_ms: stageMs, round_timeout_ms: roundMs } = this.params;
+    let stage: SecAggStage = 'advertise';
+    let offered: OfferedBlob | undefined;
+    try {
+      const participant = new SecureParticipant(loadNative(), this.params, this.task.round);
+      await this.upload({ stage, message: participant.advertise() });
+      log.info('secure aggregation: advertised keys');
+      // The director relays keys once every envoy advertised (or its stage timed out).
+      const keys = await this.receive('keys', 2 * stageMs);
+      stage = 'share_keys';
+      await this.upload({ stage, message: participant.shareKeys(keys) });
+      log.info('secure aggregation: shared keys');
+      const trained = await train();
+      const bundle = await this.receive('shares', roundMs);
+      stage = 'masked_input';
+      const masked = await participant.maskedInput(bundle, trained.delta);
+      if (masked.clipped) log.warn(`secure aggregation: ${masked.clipped} weighted delta values exceeded the clip range ±${this.params.clip} and were clipped`);
+      offered = offerBlob(this.deps.nc, this.deps.federation, masked.message, this.deps.chunkBytes);
+      await this.upload({ stage, blob: offered.ref, result: trained.result });
+      log.info('secure aggregation: sent masked input');
+      // Other envoys may still be training: the unmask request can take as long as the round.
+      const unmaskRequest = await this.receive('unmask', roundMs);
+      stage = 'unmask';
+      await this.upload({ stage, message: participant.unmask(unmaskRequest) });
+      log.info('secure aggregation: answered the unmask request');
+    } catch (error) {
+      const message = (error as Error).message;
+      if (this.aborted) {
+        log.info(`secure aggregation: stopped at the ${stage.replace('_', ' ')} stage: ${message}`);
+        return;
+      }
+      log.error(`secure aggregation failed at the ${stage.replace('_', ' ')} stage: ${message}`);
+      await this.upload({ stage, error: message }).catch(() => undefined); // the director drops us either way
+    } finally {
+      offered?.close();
+    }
+  }
+
+  private slot(stage: Inbound): Slot {
+    let slot = this.inbox.get(stage);
+    if (!slot) {
+      let resolve!: (m: Uint8Array) => void;
+      let reject!: (e: Error) => void;
+      const promise = new Promise<Uint8Array>((res, rej) => { resolve = res; reject = rej; });
+      promise.catch(() => undefined); // a message nobody waits for any more must not crash the envoy
+      slot = { promise, resolve, reject };
+      if (this.aborted) reject(this.aborted);
+      this.inbox.set(stage, slot);
+    }
+    return slot;
+  }
+
+  private async receive(stage: Inbound, timeoutMs: number): Promise<Uint8Array> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no ${stage} message from the director within ${timeoutMs / 1000} s`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.slot(stage).promise, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async upload(body: Pick<SecAggUpload, 'stage' | 'blob' | 'error' | 'result'> & { message?: Uint8Array }): Promise<void> {
+    const { message, ...rest } = body;
+    const full = {
+      experiment: this.task.experiment, run_id: this.task.run_id, round: this.task.round, task_id: this.task.task_id,
+      envoy: this.deps.envoy, ...rest, ...(message ? { message: message as Uint8Array<ArrayBuffer> } : {}),
+    };
+    // The director fetches a masked input before it answers, so that upload gets as long as a result does.
+    const ack = await request(this.deps.nc, this.params.upload_subject, SecAggUploadSchema, full, ResultAckSchema,
+      body.blob ? 120_000 : 30_000, `sending the ${body.stage.replace('_', ' ')} message`);
+    if (!ack.accepted) throw new Error(`the director refused the ${body.stage.replace('_', ' ')} message: ${ack.reason}`);
+  }
+}
