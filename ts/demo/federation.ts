@@ -3,7 +3,9 @@
  * PneumoniaMNIST's official test split, three envoys ("hospitals") each with a non-IID share of the
  * training split, and one experiment, all as separate processes talking only through NATS.
  *
- *   npm run federation -- [--rounds 5] [--width 16] [--nats nats://host:4222] [--data path/to/pneumoniamnist.npz]
+ *   npm run federation -- [--rounds 5] [--width 16] [--secagg] [--nats nats://host:4222] [--data path/to/pneumoniamnist.npz]
+ *
+ * --secagg turns on secure aggregation (SecAgg+, native addon): the director learns only the sum of updates.
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -25,6 +27,7 @@ const { values: args } = parseArgs({
     nats: { type: 'string' },
     data: { type: 'string' },
     out: { type: 'string', default: 'runs' },
+    secagg: { type: 'boolean', default: false },
   },
 });
 
@@ -52,15 +55,16 @@ async function main(): Promise<void> {
       nats = await startLocalNats();
       natsUrl = nats.url;
     }
-    console.log(`FL-SecFlow demo: NATS ${natsUrl}, data ${dataPath}\nrun folder ${dir} (logs/ has each process's output)`);
+    console.log(`FL-SecFlow demo${args.secagg ? ' with secure aggregation (SecAgg+)' : ''}: NATS ${natsUrl}, data ${dataPath}\nrun folder ${dir} (logs/ has each process's output)`);
     const files = writeFederationFiles({
       dir, federation: 'pneumonia-demo', natsUrl, dataPath, envoys: ['hospital-a', 'hospital-b', 'hospital-c'],
       partition: { scheme: 'dirichlet', alpha: 1.0, seed: 7 },
       experiment: {
-        name: 'pneumonia-fedavg', rounds: Number(args.rounds), min_envoys_to_start: 3,
+        name: args.secagg ? 'pneumonia-fedavg-secagg' : 'pneumonia-fedavg', rounds: Number(args.rounds), min_envoys_to_start: 3,
         model: { width: Number(args.width), input_size: [28, 28], channels: 1, seed: 1 },
         training: { optimizer: 'adam', learning_rate: 0.001, local_epochs: Number(args.epochs), batch_size: 32, class_weighting: true },
         aggregation: { strategy: 'fedavg', min_envoys: 2 },
+        secagg: { enabled: args.secagg },
       },
     });
     const logs = join(dir, 'logs');
