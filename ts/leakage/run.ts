@@ -1,0 +1,160 @@
+/**
+ * One leakage run: build the attacker's view (weights it sent + what it observed), run an attack per
+ * batch of victim images, score against the true images and the mean-image floor, write a PNG grid and a
+ * JSON summary. Used by `secflow leakage attack` and bench/leakage.bench.ts.
+ *
+ * Two sources of the observation:
+ *  - simulated: the victim's gradient (or K-step update) is computed here from the true images — the
+ *    reference setting of the papers and the issue's strength targets;
+ *  - saved: the weights the director sent and the weights the envoy returned (weights.ts msgpack files);
+ *    the multi-step attack runs on their difference.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type * as TF from '@tensorflow/tfjs';
+import { tf } from '../core/tf.ts';
+import { buildModel } from '../core/model.ts';
+import type { ModelSpec } from '../core/config/experiment.ts';
+import { decodeWeights, sizeOf, type FlatWeights } from '../core/weights.ts';
+import { type BnMode, type ConvNetParams, disposeParams, paramsFromNamed, paramsOfModel, trainableNames } from './functional-model.ts';
+import { type AttackSetting, observeGradients } from './attacks/common.ts';
+import { biasGradient, meanPrediction, recoverLabels } from './attacks/idlg.ts';
+import { dlg } from './attacks/dlg.ts';
+import { invertingGradients } from './attacks/inverting-gradients.ts';
+import { multiStepAttack, observeUpdate } from './attacks/multi-step.ts';
+import { meanImage } from './metrics.ts';
+import { type ImageScore, scoreBatch, split, summarize, type ScoreSummary } from './score.ts';
+import { writeGrid } from './grid.ts';
+
+export type AttackName = 'dlg' | 'dlg-adam' | 'ig' | 'multistep';
+
+export interface LeakageRunConfig {
+  attack: AttackName;
+  model: ModelSpec;
+  bnMode: BnMode;
+  /** Victim images (N * H * W * C in [0, 1]) and their labels; attacked in consecutive batches. */
+  images: Float32Array;
+  labels: Int32Array;
+  batch: number;
+  /** Training-set images for the no-information floor's mean image. */
+  floorImages: Float32Array;
+  iterations: number;
+  restarts: number;
+  learningRate: number;
+  tvWeight: number;
+  seed: number;
+  localSteps: number;
+  localLearningRate: number;
+  /** Saved weights (sent, received): the multi-step attack runs on their difference instead of a simulation. */
+  saved?: { sent: string; received: string };
+  outDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface LeakageRunResult extends ScoreSummary {
+  attack: AttackName;
+  label_accuracy: number;
+  seconds: number;
+  iterations_per_second: number;
+}
+
+export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult> {
+  const shape: [number, number, number] = [c.model.input_size[0], c.model.input_size[1], c.model.channels];
+  const pixels = sizeOf(shape);
+  const params = c.saved ? paramsFromFile(c.saved.sent) : paramsOfModel(buildModel(c.model));
+  const s: AttackSetting = { params, mode: c.bnMode, imageShape: shape, batch: c.batch, numClasses: c.model.num_classes };
+  const truths = split(c.images, pixels);
+  const floorMean = meanImage(c.floorImages, pixels);
+  const scores: ImageScore[] = [];
+  const recon: Float32Array[] = [];
+  let correctLabels = 0;
+  let seconds = 0;
+  let iterations = 0;
+  for (let start = 0; start + c.batch <= truths.length; start += c.batch) {
+    const images = c.images.slice(start * pixels, (start + c.batch) * pixels);
+    const labels = c.labels.slice(start, start + c.batch);
+    const observed = observe(c, s, images, labels);
+    const recovered = recoverLabels(biasGradient(observed), meanPrediction(s, c.seed), c.batch);
+    correctLabels += countMatches(recovered, labels);
+    const r = attack(c, s, observed, recovered, start);
+    tf.dispose(observed);
+    seconds += r.seconds;
+    iterations += r.iterations;
+    const batchRecon = split(r.images, pixels);
+    const batchScores = scoreBatch(truths.slice(start, start + c.batch), batchRecon, floorMean, shape);
+    scores.push(...batchScores);
+    recon.push(...batchScores.map((q) => batchRecon[q.reconstructionIndex]));
+    c.log?.(`${c.attack} images ${start}..${start + c.batch - 1}: PSNR ${batchScores.map((q) => q.psnr.toFixed(2)).join(', ')} dB ` +
+      `(floor ${batchScores.map((q) => q.floor.psnr.toFixed(2)).join(', ')}), loss ${r.loss.toExponential(3)}, ${r.seconds.toFixed(1)} s`);
+  }
+  disposeParams(params);
+  const result: LeakageRunResult = {
+    attack: c.attack, ...summarize(scores), label_accuracy: correctLabels / Math.max(1, scores.length), seconds,
+    iterations_per_second: iterations / Math.max(1e-9, seconds),
+  };
+  if (c.outDir) await writeOutputs(c, result, truths.slice(0, recon.length), recon, shape);
+  return result;
+}
+
+function observe(c: LeakageRunConfig, s: AttackSetting, images: Float32Array, labels: Int32Array): TF.Tensor[] {
+  if (c.saved) return updateFromFiles(c.saved.sent, c.saved.received);
+  if (c.attack === 'multistep') return observeUpdate(s, images, labels, { steps: c.localSteps, learningRate: c.localLearningRate });
+  return observeGradients(s, images, labels);
+}
+
+function attack(c: LeakageRunConfig, s: AttackSetting, observed: TF.Tensor[], labels: Int32Array, salt: number) {
+  const seed = c.seed * 7919 + salt;
+  const ig = { iterations: c.iterations, restarts: c.restarts, learningRate: c.learningRate, tvWeight: c.tvWeight, seed, onIteration: undefined };
+  switch (c.attack) {
+    case 'dlg': return dlg(s, observed, labels, { optimizer: 'lbfgs', iterations: c.iterations, seed });
+    case 'dlg-adam': return dlg(s, observed, labels, { optimizer: 'adam', iterations: c.iterations, learningRate: c.learningRate, seed });
+    case 'ig': return invertingGradients(s, observed, labels, ig);
+    case 'multistep': return multiStepAttack(s, observed, labels, { steps: c.localSteps, learningRate: c.localLearningRate }, ig);
+  }
+}
+
+function countMatches(recovered: Int32Array, truth: Int32Array): number {
+  const sorted = [...truth].sort((a, b) => a - b);
+  return [...recovered].filter((v, i) => v === sorted[i]).length;
+}
+
+function readFlat(path: string): FlatWeights {
+  return decodeWeights(readFileSync(path));
+}
+
+function tensorsOf(w: FlatWeights): TF.Tensor[] {
+  let offset = 0;
+  return w.manifest.map((t) => {
+    const n = sizeOf(t.shape);
+    const tensor = tf.tensor(w.values.subarray(offset, offset + n), t.shape, 'float32');
+    offset += n;
+    return tensor;
+  });
+}
+
+function paramsFromFile(path: string): ConvNetParams {
+  const w = readFlat(path);
+  return paramsFromNamed(w.manifest.map((t) => t.name), tensorsOf(w));
+}
+
+/** received - sent for the trainable weights, in the attack's order. */
+function updateFromFiles(sentPath: string, receivedPath: string): TF.Tensor[] {
+  const [sent, received] = [readFlat(sentPath), readFlat(receivedPath)];
+  const index = (w: FlatWeights, name: string) => {
+    const i = w.manifest.findIndex((t) => t.name === name);
+    if (i < 0) throw new Error(`weights file lacks ${name}`);
+    return i;
+  };
+  const [ts, tr] = [tensorsOf(sent), tensorsOf(received)];
+  const update = trainableNames().map((name) => tf.sub(tr[index(received, name)], ts[index(sent, name)]));
+  tf.dispose([...ts, ...tr]);
+  return update;
+}
+
+async function writeOutputs(c: LeakageRunConfig, result: LeakageRunResult, truth: Float32Array[], recon: Float32Array[], shape: [number, number, number]) {
+  mkdirSync(c.outDir!, { recursive: true });
+  await writeGrid(join(c.outDir!, `${c.attack}-grid.png`), [truth, recon], shape);
+  const { images, ...rest } = result;
+  const settings = { ...c, images: undefined, labels: undefined, floorImages: undefined, log: undefined };
+  writeFileSync(join(c.outDir!, `${c.attack}-summary.json`), JSON.stringify({ ...rest, settings, images }, null, 2) + '\n');
+}
