@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { pack, unpack } from 'msgpackr';
 import { SecAggSchema } from '../ts/core/config/experiment.ts';
 import { SecureAggregator } from '../ts/core/secagg/aggregator.ts';
-import { loadNative } from '../ts/core/secagg/native.ts';
+import { loadNative, loadNativeFrom } from '../ts/core/secagg/native.ts';
 import { planSecureRound, taskParams, type SecureRoundPlan } from '../ts/core/secagg/params.ts';
 import { SecureParticipant } from '../ts/core/secagg/participant.ts';
 import { FedAvg } from '../ts/director/strategies/fedavg.ts';
@@ -153,6 +153,12 @@ test('round parameters: full SecAgg for small cohorts, SecAgg+ degree for large 
   t.like(plan(100), { neighbours: 14, threshold: 7, minSurvivors: 51 });
   t.like(plan(100, { neighbours: 5, threshold: 9 }), { neighbours: 6, threshold: 3, minSurvivors: 9 });
   t.throws(() => plan(1), { message: /at least 2 envoys/ });
+});
+
+test('a missing native addon is reported with how to build it', (t) => {
+  t.throws(() => loadNativeFrom('../../../bindings/no-such-addon.cjs'), {
+    message: /secure aggregation needs the native addon, which could not be loaded \(.*no-such-addon.*\); build it with `bash bindings\/build.sh`/,
+  });
 });
 
 function pearson(x: ArrayLike<number>, y: ArrayLike<number>): number {

@@ -15,10 +15,14 @@ export class SecAggUnavailableError extends Error {
 }
 
 export function loadNative(): NativeAddon {
-  if (cached) return cached;
+  cached ??= loadNativeFrom('../../../bindings/native.cjs');
+  return cached;
+}
+
+/** The loader proper, with the module path open so a test can point it at a missing build. */
+export function loadNativeFrom(modulePath: string): NativeAddon {
   try {
-    cached = createRequire(import.meta.url)('../../../bindings/native.cjs') as NativeAddon;
-    return cached;
+    return createRequire(import.meta.url)(modulePath) as NativeAddon;
   } catch (error) {
     throw new SecAggUnavailableError('secure aggregation needs the native addon, which could not be loaded ' +
       `(${(error as Error).message.split('\n')[0]}); build it with \`bash bindings/build.sh\``);
