@@ -17,6 +17,7 @@ import { connectNats } from '../core/transport/connection.ts';
 import { request } from '../core/transport/rpc.ts';
 import { z } from 'zod';
 import { tableHeader, tableRow } from '../experiment/table.ts';
+import { registerLeakageCommands } from './leakage.ts';
 
 // Roles load TensorFlow; import them only when a command needs them, so `--help` answers at once.
 const roles = {
@@ -110,6 +111,8 @@ data.command('fetch').description("download MedMNIST's official PneumoniaMNIST f
   .action(async (opts) => {
     await fetchPneumoniaMnist({ dest: opts.dest, url: opts.url, md5: opts.md5, force: opts.force, log: new Logger('data') });
   });
+
+registerLeakageCommands(program);
 
 async function untilSignal(stop: () => Promise<void>): Promise<void> {
   await new Promise<void>((resolve) => {
