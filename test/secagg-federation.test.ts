@@ -5,7 +5,10 @@
 import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { unpack } from 'msgpackr';
+import type { Msg } from 'nats';
 import { ExperimentSchema, ModelSpecSchema } from '../ts/core/config/experiment.ts';
+import { decode, ResultAckSchema } from '../ts/core/messages.ts';
 import { buildModel } from '../ts/core/model.ts';
 import { decodeWeights, readWeights } from '../ts/core/weights.ts';
 import { runExperimentRemotely } from '../ts/experiment/client.ts';
@@ -26,8 +29,24 @@ test.serial('secure aggregation: 3 envoys x 2 rounds train the model, and one ro
     experiment: { name: 'sa', rounds: 2, min_envoys_to_start: 3, model, training, secagg, aggregation: { min_envoys: 2 } },
   });
   t.teardown(() => fed.stop());
+  // Listen in on the envoys' protocol messages (NATS fans them out) and replay one of round 1 in round 2.
+  let captured: Msg | undefined;
+  let replayed: Promise<Msg> | undefined;
+  const spy = fed.nc.subscribe('secflow.testfed.exp.sa.*.secagg');
+  void (async () => {
+    for await (const m of spy) {
+      const upload = unpack(m.data) as { round: number; stage: string };
+      if (upload.round === 0 && upload.stage === 'advertise') captured ??= m;
+      if (upload.round === 1 && captured && !replayed) replayed = fed.nc.request(captured.subject, captured.data, { timeout: 5000 });
+    }
+  })();
   const { final, events } = await fed.run();
+  spy.unsubscribe();
   t.is(final.type, 'finished', final.message);
+  t.truthy(replayed, 'a round 1 message was captured and replayed in round 2');
+  const ack = decode(ResultAckSchema, (await replayed!).data, 'ack');
+  t.false(ack.accepted);
+  t.regex(ack.reason!, /message for round 1 of run \w+ is not expected now/);
   const rounds = events.filter((e) => e.type === 'round');
   t.deepEqual(rounds.map((e) => e.round), [0, 1]);
   t.deepEqual(rounds[0].envoys!.map((e) => e.envoy).sort(), ['alpha', 'beta', 'gamma'], 'metrics still arrive in the clear');

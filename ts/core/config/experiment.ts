@@ -33,7 +33,7 @@ export const SecAggSchema = z.object({
   threshold: z.number().int().min(0).default(0)
     .describe('a round completes while at least this many envoys remain (their shares unmask the vanished); 0 = auto (a majority, >= 2)'),
   neighbours: z.number().int().min(0).default(0)
-    .describe('masking neighbours per envoy (even); 0 = auto (all others up to 7 envoys, else ~2 log2 n)'),
+    .describe('masking neighbours per envoy (even); 0 = auto (all the others in cohorts of up to 8, else 2 ceil(log2 n))'),
   // Measured on ConvNetBN after one local epoch (widths 4 and 16, Dirichlet shares): trainable weights move
   // by < 0.11, BatchNorm running statistics by up to 2.0; weighting by examples scales that by n_i / mean n.
   clip: z.number().positive().default(8)
