@@ -10,7 +10,7 @@ export async function runFromConfig(c: LeakageConfig, log?: (line: string) => vo
   if (c.indices.length % c.batch !== 0) throw new Error(`${c.indices.length} images do not split into batches of ${c.batch}`);
   if ((c.sent === undefined) !== (c.received === undefined)) throw new Error('give both --sent and --received, or neither');
   return runLeakage({
-    attack: c.attack, model: c.model, bnMode: c.bn_mode, images: victims.images, labels: victims.labels, batch: c.batch,
+    attack: c.attack, model: c.model, init: c.init, bnMode: c.bn_mode, images: victims.images, labels: victims.labels, batch: c.batch,
     floorImages: train.images, iterations: c.iterations, restarts: c.restarts, learningRate: c.learning_rate,
     tvWeight: c.tv_weight, seed: c.seed, localSteps: c.local_steps, localLearningRate: c.local_learning_rate,
     saved: c.sent && c.received ? { sent: c.sent, received: c.received } : undefined, outDir: c.out, log,

@@ -13,7 +13,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../core/tf.ts';
-import { buildModel } from '../core/model.ts';
+import { buildModel, type LayersModel } from '../core/model.ts';
+import { applyTorchDefaultInit } from './reference-init.ts';
 import type { ModelSpec } from '../core/config/experiment.ts';
 import { decodeWeights, sizeOf, type FlatWeights } from '../core/weights.ts';
 import { type BnMode, type ConvNetParams, disposeParams, paramsFromNamed, paramsOfModel, trainableNames } from './functional-model.ts';
@@ -31,6 +32,8 @@ export type AttackName = 'dlg' | 'dlg-adam' | 'ig' | 'multistep';
 export interface LeakageRunConfig {
   attack: AttackName;
   model: ModelSpec;
+  /** 'torch': PyTorch's default initialization instead of the project's (see reference-init.ts). */
+  init?: 'project' | 'torch';
   bnMode: BnMode;
   /** Victim images (N * H * W * C in [0, 1]) and their labels; attacked in consecutive batches. */
   images: Float32Array;
@@ -61,7 +64,7 @@ export interface LeakageRunResult extends ScoreSummary {
 export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult> {
   const shape: [number, number, number] = [c.model.input_size[0], c.model.input_size[1], c.model.channels];
   const pixels = sizeOf(shape);
-  const params = c.saved ? paramsFromFile(c.saved.sent) : paramsOfModel(buildModel(c.model));
+  const params = c.saved ? paramsFromFile(c.saved.sent) : paramsOfModel(untrainedModel(c));
   const s: AttackSetting = { params, mode: c.bnMode, imageShape: shape, batch: c.batch, numClasses: c.model.num_classes };
   const truths = split(c.images, pixels);
   const floorMean = meanImage(c.floorImages, pixels);
@@ -94,6 +97,12 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
   };
   if (c.outDir) await writeOutputs(c, result, truths.slice(0, recon.length), recon, shape);
   return result;
+}
+
+function untrainedModel(c: LeakageRunConfig): LayersModel {
+  const model = buildModel(c.model);
+  if (c.init === 'torch') applyTorchDefaultInit(model, c.model.seed);
+  return model;
 }
 
 function observe(c: LeakageRunConfig, s: AttackSetting, images: Float32Array, labels: Int32Array): TF.Tensor[] {

@@ -15,6 +15,8 @@ export interface DlgOptions {
   /** Adam's step size (ignored by L-BFGS). */
   learningRate?: number;
   seed: number;
+  /** L-BFGS line search; 'none' (PyTorch's default, which DLG used) by default: see optim/lbfgs.ts. */
+  lineSearch?: 'armijo' | 'none';
   onIteration?: (iteration: number, loss: number) => void;
 }
 
@@ -40,7 +42,7 @@ export function dlg(s: AttackSetting, observed: TF.Tensor[], labels: Int32Array,
     const r = lbfgs((x) => {
       const { value, grad } = objective.valueAndGrad(x);
       return { value, grad: Float64Array.from(grad) };
-    }, Float64Array.from(x0), { maxIterations: options.iterations, onIteration: options.onIteration });
+    }, Float64Array.from(x0), { maxIterations: options.iterations, lineSearch: options.lineSearch ?? 'none', onIteration: options.onIteration });
     result = r;
   } else {
     result = adamDescent(objective.valueAndGrad, x0, options);
