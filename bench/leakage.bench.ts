@@ -1,5 +1,6 @@
 /**
- * Leakage benchmark: DLG (L-BFGS) and Inverting Gradients on an untrained ConvNetBN (width 32, 28x28x1),
+ * Leakage benchmark: DLG (L-BFGS) and Inverting Gradients on an untrained ConvNetBN (width 32, 28x28x1,
+ * PyTorch-default initialization as the issue's reference, batch norm in inference mode),
  * batch 1, on PneumoniaMNIST test images 0..3; the mean-image floor; and IG iterations per second beside
  * the same attack in PyTorch CPU (bench/leakage_torch.py) on the same weights and images.
  *
@@ -17,6 +18,7 @@ import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
 import { subset } from '../ts/core/data/dataset.ts';
 import { buildModel } from '../ts/core/model.ts';
 import { readWeights } from '../ts/core/weights.ts';
+import { applyTorchDefaultInit } from '../ts/leakage/reference-init.ts';
 import { runLeakage, type AttackName, type LeakageRunResult } from '../ts/leakage/run.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -28,7 +30,7 @@ const arg = (name: string, fallback: number) => {
 };
 const settings = {
   dlgIterations: arg('dlg-iterations', 300), igIterations: arg('ig-iterations', 2000), images: arg('images', 4),
-  width: 32, bnMode: 'eval' as const, tvWeight: 1e-4, learningRate: 0.1, seed: 0,
+  width: 32, init: 'torch' as const, bnMode: 'eval' as const, tvWeight: 1e-4, learningRate: 0.1, seed: 0,
 };
 
 const model = ModelSpecSchema.parse({ width: settings.width, seed: 0 });
@@ -37,7 +39,7 @@ const train = loadPneumoniaMnist(DATA, 'train');
 
 async function attack(name: AttackName, iterations: number): Promise<LeakageRunResult> {
   return runLeakage({
-    attack: name, model, bnMode: settings.bnMode, images: victims.images, labels: victims.labels, batch: 1,
+    attack: name, model, init: settings.init, bnMode: settings.bnMode, images: victims.images, labels: victims.labels, batch: 1,
     floorImages: train.images, iterations, restarts: 1, learningRate: settings.learningRate, tvWeight: settings.tvWeight,
     seed: settings.seed, localSteps: 4, localLearningRate: 1e-3, outDir: join(HERE, 'results', 'leakage'),
     log: (line) => console.log(line),
@@ -48,7 +50,10 @@ async function attack(name: AttackName, iterations: number): Promise<LeakageRunR
 function torchIg(iterations: number): { psnr: number[]; iterations_per_second: number; torch: string } | null {
   const python = process.env.SECFLOW_TORCH_PYTHON ?? join(homedir(), '.cache', 'fl-secflow', 'bench-venv', 'bin', 'python3');
   if (process.argv.includes('--no-torch') || !existsSync(python)) return null;
-  const w = readWeights(buildModel(model));
+  // The very weights the TS attacks ran on (runLeakage builds them the same way from the same seed).
+  const untrained = buildModel(model);
+  if (settings.init === 'torch') applyTorchDefaultInit(untrained, model.seed);
+  const w = readWeights(untrained);
   let offset = 0;
   const weights = w.manifest.map((t) => {
     const n = t.shape.reduce((a, b) => a * b, 1);

@@ -3,11 +3,16 @@ import { tf } from '../ts/core/tf.ts';
 import { buildModel } from '../ts/core/model.ts';
 import { ModelSpecSchema } from '../ts/core/config/experiment.ts';
 import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
-import { paramsOfModel } from '../ts/leakage/functional-model.ts';
+import { paramsOfModel, trainableNames } from '../ts/leakage/functional-model.ts';
+import { observeUpdate } from '../ts/leakage/attacks/multi-step.ts';
+import { encodeWeights, readWeights } from '../ts/core/weights.ts';
 import { type AttackSetting, observeGradients } from '../ts/leakage/attacks/common.ts';
 import { biasGradient, meanPrediction, recoverLabel, recoverLabels } from '../ts/leakage/attacks/idlg.ts';
 import { lbfgs } from '../ts/leakage/optim/lbfgs.ts';
-import { PNEUMONIAMNIST } from './helpers/paths.ts';
+import { runLeakage, type AttackName, type LeakageRunConfig } from '../ts/leakage/run.ts';
+import { PNEUMONIAMNIST, tempDir } from './helpers/paths.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const testSet = loadPneumoniaMnist(PNEUMONIAMNIST, 'test', 16);
 const image = (i: number) => testSet.images.slice(i * 784, (i + 1) * 784);
@@ -54,4 +59,59 @@ test('batch label recovery gets the label counts of batches of 4 (train-mode bat
     tf.dispose(observed);
   }
   t.true(correct >= 3, `${correct} of 4 batches' label counts exact`);
+});
+
+// The attacks proper. A width-32 model (PyTorch-default init, as the issue's reference) because narrower
+// ones leak too little for a short run to show it; 100 L-BFGS iterations take ~5 s.
+const victims = (n: number) => ({ images: testSet.images.slice(0, n * 784), labels: testSet.labels.slice(0, n) });
+const trainMean = loadPneumoniaMnist(PNEUMONIAMNIST, 'train', 500).images;
+const runConfig = (attack: AttackName, extra: Partial<LeakageRunConfig> = {}): LeakageRunConfig => ({
+  attack, model: ModelSpecSchema.parse({ width: 32, seed: 1 }), init: 'torch', bnMode: 'eval', ...victims(1), batch: 1,
+  floorImages: trainMean, iterations: 100, restarts: 1, learningRate: 0.1, tvWeight: 1e-4, seed: 0, localSteps: 2,
+  localLearningRate: 0.01, ...extra,
+});
+
+test('DLG (L-BFGS) rebuilds an X-ray far above the mean-image floor, reproducibly, and writes grid and summary', async (t) => {
+  const out = tempDir();
+  const a = await runLeakage(runConfig('dlg', { outDir: out }));
+  t.true(a.psnr_mean > a.floor_psnr_mean + 10, `PSNR ${a.psnr_mean} vs floor ${a.floor_psnr_mean}`);
+  t.is(a.label_accuracy, 1);
+  const b = await runLeakage(runConfig('dlg'));
+  t.is(b.psnr_mean, a.psnr_mean);
+  const png = readFileSync(join(out, 'dlg-grid.png'));
+  t.deepEqual([...png.subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
+  // PNG IHDR: width and height, big-endian, at bytes 16..23.
+  const view = new DataView(png.buffer, png.byteOffset);
+  t.deepEqual([view.getUint32(16), view.getUint32(20)], [28 * 4 + 2, 2 * (28 * 4 + 2)]);
+  const summary = JSON.parse(readFileSync(join(out, 'dlg-summary.json'), 'utf8'));
+  t.is(summary.psnr_mean, a.psnr_mean);
+  t.is(summary.images.length, 1);
+});
+
+test('a saved update (weights sent, weights returned) is what the multi-step attack observes', async (t) => {
+  // The envoy's side: K = 2 SGD steps on its image from the weights it received.
+  const model = buildModel(ModelSpecSchema.parse({ width: 4, seed: 2 }));
+  const sent = readWeights(model);
+  const s: AttackSetting = { ...setting(4, 1), params: paramsOfModel(model) };
+  const update = observeUpdate(s, image(0), Int32Array.of(testSet.labels[0]), { steps: 2, learningRate: 0.01 });
+  const names = model.weights.map((w) => w.originalName);
+  const received = { manifest: sent.manifest, values: Float32Array.from(sent.values) };
+  let offset = 0;
+  for (const entry of sent.manifest) {
+    const n = entry.shape.reduce((a, b) => a * b, 1);
+    const k = trainableNames().indexOf(entry.name);
+    if (k >= 0) received.values.set(Float32Array.from(received.values.subarray(offset, offset + n), (v, i) => v + update[k].dataSync()[i]), offset);
+    offset += n;
+  }
+  t.true(names.includes('classifier/bias'));
+  const dir = tempDir();
+  writeFileSync(join(dir, 'sent.msgpack'), encodeWeights(sent));
+  writeFileSync(join(dir, 'received.msgpack'), encodeWeights(received));
+  const result = await runLeakage({
+    ...runConfig('multistep', { model: ModelSpecSchema.parse({ width: 4, seed: 2 }), init: 'project', iterations: 5 }),
+    saved: { sent: join(dir, 'sent.msgpack'), received: join(dir, 'received.msgpack') },
+  });
+  // Plumbing, not strength: the label read off the saved update is right, and scoring ran.
+  t.is(result.label_accuracy, 1);
+  t.is(result.images.length, 1);
 });

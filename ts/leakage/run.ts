@@ -77,7 +77,7 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
     const images = c.images.slice(start * pixels, (start + c.batch) * pixels);
     const labels = c.labels.slice(start, start + c.batch);
     const observed = observe(c, s, images, labels);
-    const recovered = recoverLabels(biasGradient(observed), meanPrediction(s, c.seed), c.batch);
+    const recovered = recoverLabels(gradientEstimate(c, biasGradient(observed)), meanPrediction(s, c.seed), c.batch);
     correctLabels += countMatches(recovered, labels);
     const r = attack(c, s, observed, recovered, start);
     tf.dispose(observed);
@@ -97,6 +97,15 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
   };
   if (c.outDir) await writeOutputs(c, result, truths.slice(0, recon.length), recon, shape);
   return result;
+}
+
+/**
+ * Label recovery reads a gradient. An update Δ = w_K - w_0 of K SGD steps at rate η is about -η K times
+ * the mean gradient (exactly for K = 1), so it is turned back into one: the sign matters even for one image.
+ */
+function gradientEstimate(c: LeakageRunConfig, bias: Float32Array): Float32Array {
+  const isUpdate = c.saved !== undefined || c.attack === 'multistep';
+  return isUpdate ? bias.map((v) => -v / (c.localLearningRate * c.localSteps)) : bias;
 }
 
 function untrainedModel(c: LeakageRunConfig): LayersModel {

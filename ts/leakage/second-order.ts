@@ -171,7 +171,7 @@ export function registerSecondOrderGradients(): void {
   }
   // Same values as tfjs-core's own, but twice-differentiable; replacing them (quietly: tfjs warns on override).
   for (const config of fromInputGrads) {
-    tf.unregisterGradient(config.kernelName);
+    if (tf.getGradient(config.kernelName)) tf.unregisterGradient(config.kernelName);
     tf.registerGradient(config);
   }
 }
