@@ -115,3 +115,14 @@ test('a saved update (weights sent, weights returned) is what the multi-step att
   t.is(result.label_accuracy, 1);
   t.is(result.images.length, 1);
 });
+
+test('Inverting Gradients (signed Adam, box, TV) rebuilds an X-ray far above the floor in 100 iterations', async (t) => {
+  const r = await runLeakage(runConfig('ig'));
+  t.true(r.psnr_mean > r.floor_psnr_mean + 8, `PSNR ${r.psnr_mean} vs floor ${r.floor_psnr_mean}`);
+});
+
+test('the multi-step attack rebuilds an X-ray from a 2-step SGD update far above the floor', async (t) => {
+  const r = await runLeakage(runConfig('multistep'));
+  t.is(r.label_accuracy, 1);
+  t.true(r.psnr_mean > r.floor_psnr_mean + 8, `PSNR ${r.psnr_mean} vs floor ${r.floor_psnr_mean}`);
+});
