@@ -1,19 +1,38 @@
 #!/usr/bin/env bash
-# EXPERIMENTAL: build bindings/wasm into bindings/wasm/pkg (gitignored) for Node.
-# rustup cannot add the wasm32 target here, so this uses Debian's rustc-web
-# (1.96) with its std sources, rebuilding std for wasm32 via -Zbuild-std
-# (RUSTC_BOOTSTRAP=1 unlocks that flag on a stable compiler), linked with
-# Debian's wasm-ld, then wasm-bindgen-cli from crates.io.
-# One-time setup:
-#   apt-get install -y rustc-web rust-web-src lld
-#   cargo install wasm-bindgen-cli --version 0.2.130   # ~5 min on 2 cores
+# Build bindings/wasm into bindings/wasm/pkg (gitignored) for Node (wasm-bindgen --target nodejs):
+# the same API as the napi addon (bindings/index.d.ts), loaded by ts/core/secagg/backend.ts when
+# the addon is unavailable. rustup cannot add the wasm32 target here, so this uses Debian's
+# rustc-web (1.96) with its std sources, rebuilding std for wasm32 via -Zbuild-std
+# (RUSTC_BOOTSTRAP=1 unlocks that flag on a stable compiler), linked with Debian's wasm-ld,
+# then wasm-bindgen-cli from crates.io.
+# One-time setup (idempotent, quick when done): bash bindings/wasm/setup-toolchain.sh
+# usage: bash bindings/wasm/build.sh [--quiet]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
+quiet=()
+[[ "${1:-}" == "--quiet" ]] && quiet=(--quiet)
+cache="${SECFLOW_CACHE:-$HOME/.cache/fl-secflow}"
+wbg="$cache/wasm-bindgen/bin/wasm-bindgen"
+if [[ ! -x "$wbg" ]]; then
+  wbg="$(command -v wasm-bindgen || true)"
+  [[ -n "$wbg" ]] || { echo "wasm-bindgen not found: run bash bindings/wasm/setup-toolchain.sh" >&2; exit 1; }
+fi
+[[ -x /usr/bin/rustc ]] && command -v wasm-ld >/dev/null || {
+  echo "rustc-web or lld missing: run bash bindings/wasm/setup-toolchain.sh" >&2
+  exit 1
+}
 export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/../../target/wasm}"
-cargo build --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
-wasm-bindgen --target nodejs --out-dir "$here/pkg" "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/secflow_wasm.wasm"
-# The repo's package.json says "type": "module"; wasm-bindgen's nodejs output is CommonJS.
-echo '{ "type": "commonjs" }' > "$here/pkg/package.json"
-echo "built $here/pkg (require('./bindings/wasm/pkg/secflow_wasm.js'))"
+cargo build "${quiet[@]}" --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
+out="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/secflow_wasm.wasm"
+# Skip wasm-bindgen when pkg/ is already newer than the .wasm (keeps a no-op build instant).
+if [[ ! -f "$here/pkg/secflow_wasm_bg.wasm" || "$out" -nt "$here/pkg/secflow_wasm_bg.wasm" || ! -f "$here/pkg/package.json" ]]; then
+  tmp="$CARGO_TARGET_DIR/pkg.tmp"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  "$wbg" --target nodejs --out-dir "$tmp" "$out"
+  # The repo's package.json says "type": "module"; wasm-bindgen's nodejs output is CommonJS.
+  echo '{ "type": "commonjs" }' > "$tmp/package.json"
+  rm -rf "$here/pkg" && mv "$tmp" "$here/pkg"
+fi
+[[ ${#quiet[@]} -gt 0 ]] || echo "built $here/pkg (require('./bindings/wasm/pkg/secflow_wasm.js'); wasm-bindgen: $wbg)"

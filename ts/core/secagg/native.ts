@@ -4,6 +4,7 @@
  */
 import { createRequire } from 'node:module';
 import type * as Native from '../../../bindings/native.d.cts';
+import { loadBackend } from './backend.ts';
 
 export type NativeAddon = typeof Native;
 export type { AggregateResult, Outgoing, RoundConfig } from '../../../bindings/native.d.cts';
@@ -14,8 +15,12 @@ export class SecAggUnavailableError extends Error {
   override name = 'SecAggUnavailableError';
 }
 
+/**
+ * The secure-aggregation API for this process: the native addon, or its WASM build where the addon
+ * cannot load (or SECFLOW_SECAGG_BACKEND=wasm); see backend.ts, which logs the choice once.
+ */
 export function loadNative(): NativeAddon {
-  cached ??= loadNativeFrom('../../../bindings/native.cjs');
+  cached ??= loadBackend().api;
   return cached;
 }
 
@@ -25,6 +30,6 @@ export function loadNativeFrom(modulePath: string): NativeAddon {
     return createRequire(import.meta.url)(modulePath) as NativeAddon;
   } catch (error) {
     throw new SecAggUnavailableError('secure aggregation needs the native addon, which could not be loaded ' +
-      `(${(error as Error).message.split('\n')[0]}); build it with \`bash bindings/build.sh\``);
+      `(${(error as Error).message.split('\n')[0]}); build it with \`bash bindings/build.sh\``, { cause: error });
   }
 }
