@@ -74,7 +74,13 @@ function torchIg(iterations: number): { psnr: number[]; iterations_per_second: n
 
 const dlg = await attack('dlg', settings.dlgIterations);
 const ig = await attack('ig', settings.igIterations);
-const torch = torchIg(settings.igIterations);
+let torch: ReturnType<typeof torchIg> = null;
+try {
+  torch = torchIg(settings.igIterations);
+} catch (error) {
+  // The measuring stick is optional: keep the TS results even if PyTorch fails or is stopped.
+  console.error(`PyTorch comparison failed: ${(error as Error).message.split('\n')[0]}`);
+}
 const results = {
   settings,
   dlg_untrained_psnr_mean: dlg.psnr_mean,

@@ -12,7 +12,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-torch.set_num_threads(max(1, torch.get_num_threads()))
+# One intra-op thread per core: on a shared 2-core machine more threads spin against each other (measured:
+# a 4-image run took >15 min of CPU under load instead of ~2).
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
 def load(path):
