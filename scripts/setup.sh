@@ -3,12 +3,19 @@
 #   1. npm dependencies (scripts skipped: tfjs-node's own install script needs a CDN that may be unreachable);
 #   2. the tfjs-node native backend: the ordinary download path first, then an offline build against the
 #      TensorFlow C API carried by PyPI's tensorflow-cpu wheel (see ../shared/docs/toolchain.md);
-#   3. the Rust native addon (bindings/), when the bindings folder has a build script.
+#   3. the Rust native addon (bindings/), and with --with-wasm its WASM build (bindings/wasm/).
 # Big downloads live in $SECFLOW_CACHE (default ~/.cache/fl-secflow), never in the clone.
 set -euo pipefail
 
 QUIET=0
-[[ "${1:-}" == "--quiet" ]] && QUIET=1
+WITH_WASM=0
+for arg in "$@"; do
+  case "$arg" in
+    --quiet) QUIET=1 ;;
+    --with-wasm) WITH_WASM=1 ;; # the WASM secure-aggregation backend (the tests check it against native)
+    *) echo "usage: $0 [--quiet] [--with-wasm]" >&2; exit 2 ;;
+  esac
+done
 say() { [[ $QUIET == 1 ]] || echo "[setup] $*"; }
 warn() { echo "[setup] $*" >&2; }
 
@@ -102,6 +109,16 @@ setup_native_addon() {
   if [[ -x bindings/build.sh ]]; then say "building the native secure-aggregation addon (Rust)"; bash bindings/build.sh --quiet; fi
 }
 
+# The WASM build needs Debian's rustc-web, lld and wasm-bindgen-cli: minutes to install the first time,
+# under a second afterwards. Only the tests need it (the federation uses the native addon).
+setup_wasm_backend() {
+  [[ $WITH_WASM == 1 && -x bindings/wasm/build.sh ]] || return 0
+  say "setting up the WASM secure-aggregation backend (first time: ~15 min to compile the toolchain)"
+  bash bindings/wasm/setup-toolchain.sh --quiet && bash bindings/wasm/build.sh --quiet ||
+    warn "WARNING: the WASM backend could not be built; its tests will fail (see bindings/wasm/setup-toolchain.sh)"
+}
+
 install_npm_deps
 setup_tfjs_node
 setup_native_addon
+setup_wasm_backend
