@@ -16,7 +16,7 @@ const lines: string[] = [];
 const h = j.headline as Any;
 const p = j.raw_prg as Any;
 const pe = j.raw_prg_end_of_run as Any;
-lines.push('| raw keystream, one core (start / end of run) | rate |', '| --- | --- |');
+lines.push('| raw keystream, one thread, per CPU-second (start / end of run) | rate |', '| --- | --- |');
 lines.push(`| crate PRG \`MaskStream::fill\`, 4 KiB blocks (bench/secagg/prg-raw) | ${GB(p.rust_keystream_4KiB_bytes_per_s)} / ${GB(pe.rust_keystream_4KiB_bytes_per_s)} |`);
 lines.push(`| crate \`apply_masks_window\` (keystream + u32 add, 1 thread) | ${GB(p.rust_apply_masks_window_1core_bytes_per_s)} / ${GB(pe.rust_apply_masks_window_1core_bytes_per_s)} |`);
 lines.push(`| addon \`expandMask\` (allocates and copies a JS array per call; best of 64 KiB–4 MiB) | ${GB(p.native_expandMask_bytes_per_cpu_s)} / ${GB(pe.native_expandMask_bytes_per_cpu_s)} |`);
