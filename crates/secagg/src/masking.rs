@@ -6,8 +6,8 @@
 //!
 //! Masks are never materialized as full vectors: `apply_masks` walks the
 //! accumulator in cache-sized chunks (in parallel with rayon) and, for each
-//! chunk, seeks every mask's PRG to that chunk and folds a small L1-resident
-//! block of keystream into it. Memory traffic stays ~ one pass over the
+//! chunk, seeks every mask's PRG to that chunk and adds its keystream into it
+//! as it is generated (1 KiB at a time, in L1; see `prg.rs`). Memory traffic stays ~ one pass over the
 //! accumulator regardless of the number of masks.
 
 use crate::prg::{MaskStream, Seed};
@@ -38,8 +38,6 @@ pub struct MaskTerm {
 
 /// Words per parallel work item (128 KiB: fits L2, amortizes PRG set-up).
 const CHUNK_WORDS: usize = 32 * 1024;
-/// Words of keystream generated at a time (4 KiB: stays in L1).
-const BLOCK_WORDS: usize = 1024;
 
 /// `acc[i] += x[i]` mod 2^32.
 #[inline]
@@ -80,16 +78,13 @@ pub fn reduce(acc: &mut [u32], bits: u32) {
 /// Fold the masks of `terms` into `acc[..]`, which is the window of the full
 /// vector starting at word `offset`. Single-threaded.
 pub fn apply_masks_window(acc: &mut [u32], offset: usize, terms: &[MaskTerm]) {
-    let mut block = [0u32; BLOCK_WORDS];
     for term in terms {
+        // Keystream is generated into an L1-resident stack buffer and added
+        // or subtracted as it is produced: one pass over `acc` per term.
         let mut stream = MaskStream::new(&term.seed, offset as u64);
-        for piece in acc.chunks_mut(BLOCK_WORDS) {
-            let ks = &mut block[..piece.len()];
-            stream.fill(ks);
-            match term.op {
-                MaskOp::Add => add_assign(piece, ks),
-                MaskOp::Sub => sub_assign(piece, ks),
-            }
+        match term.op {
+            MaskOp::Add => stream.add_to(acc),
+            MaskOp::Sub => stream.sub_from(acc),
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! The PRG is AES-256 in counter mode (NIST SP 800-38A; 128-bit big-endian
 //! counter starting from the all-zero block), keyed by the seed, via the
-//! audited RustCrypto `aes` + `ctr` crates. `aes` uses AES-NI when the CPU
+//! audited RustCrypto `aes` crate. `aes` uses AES-NI when the CPU
 //! has it (detected at run time) and a constant-time bitsliced fallback
 //! otherwise. AES-CTR was chosen over ChaCha20 because PRG expansion
 //! dominates the director's unmasking cost, and on this machine class
@@ -11,39 +11,134 @@
 //! A zero IV is safe because every seed is derived fresh per round, owner
 //! pair and purpose (see `keys.rs`) and is only ever used as this PRG key.
 //!
+//! Counter mode is done here rather than through the `ctr` crate so that
+//! the keystream can be consumed without first being XOR-ed into a buffer:
+//! counter blocks are encrypted with `BlockEncrypt::encrypt_blocks` (AES-NI
+//! pipelines 8 blocks at a time) into a small stack buffer that stays in L1,
+//! and each keystream word is then stored, added or subtracted directly
+//! ([`MaskStream::fill`], [`MaskStream::add_to`], [`MaskStream::sub_from`]).
+//! The bytes are those of `ctr::Ctr128BE<Aes256>` with a zero IV (the KATs
+//! below and `tests/vectors.json` pin them, and a test compares against the
+//! `ctr` crate directly).
+//!
 //! Word `i` of the mask is keystream bytes `4i..4i+4` read little-endian, so
 //! any window of the mask can be produced independently by seeking; the
 //! parallel unmasking in `masking.rs` relies on that.
 
-use ctr::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
-
-type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
+use aes::cipher::{BlockEncrypt, KeyInit};
+use aes::{Aes256, Block};
 
 /// A 32-byte PRG seed.
 pub type Seed = [u8; 32];
 
+/// AES blocks encrypted per `encrypt_blocks` call (1 KiB of keystream: a
+/// multiple of the 8-block AES-NI pipeline, small enough to stay in L1).
+const BATCH_BLOCKS: usize = 64;
+
 /// Streaming mask generator positioned at a given word offset.
 pub struct MaskStream {
-    cipher: Aes256Ctr,
+    cipher: Aes256,
+    /// Index (= counter value) of the next AES block to encrypt.
+    counter: u128,
+    /// Keystream words of the last, partly used block.
+    pending: [u32; 4],
+    /// How many words of `pending` have been used (4 = none left).
+    pending_used: usize,
 }
 
 impl MaskStream {
     /// A generator for the mask of `seed`, starting at word `word_offset`.
     pub fn new(seed: &Seed, word_offset: u64) -> Self {
-        let mut cipher = Aes256Ctr::new(seed.into(), &[0u8; 16].into());
-        cipher.seek(word_offset * 4);
-        Self { cipher }
+        let mut s = Self {
+            cipher: Aes256::new(seed.into()),
+            counter: u128::from(word_offset / 4),
+            pending: [0; 4],
+            pending_used: 4,
+        };
+        let skip = (word_offset % 4) as usize;
+        if skip != 0 {
+            s.pending = s.next_block_words();
+            s.pending_used = skip;
+        }
+        s
+    }
+
+    /// Encrypt the next `blocks.len()` counter blocks in place.
+    #[inline(always)]
+    fn keystream_blocks(&mut self, blocks: &mut [Block]) {
+        for b in blocks.iter_mut() {
+            *b = self.counter.to_be_bytes().into();
+            self.counter = self.counter.wrapping_add(1);
+        }
+        self.cipher.encrypt_blocks(blocks);
+    }
+
+    fn next_block_words(&mut self) -> [u32; 4] {
+        let mut b = [Block::default()];
+        self.keystream_blocks(&mut b);
+        block_words(&b[0])
+    }
+
+    /// Combine the next `out.len()` mask words into `out` with `f(out_word, mask_word)`.
+    #[inline(always)]
+    fn apply<F: Fn(&mut u32, u32)>(&mut self, mut out: &mut [u32], f: F) {
+        // Rest of a partly used block.
+        while self.pending_used < 4 && !out.is_empty() {
+            f(&mut out[0], self.pending[self.pending_used]);
+            self.pending_used += 1;
+            out = &mut out[1..];
+        }
+        let mut buf = [Block::default(); BATCH_BLOCKS];
+        // Whole batches, then the whole blocks of the last partial batch.
+        while !out.is_empty() {
+            let whole_blocks = (out.len() / 4).min(BATCH_BLOCKS);
+            if whole_blocks == 0 {
+                break;
+            }
+            let n = whole_blocks * 4;
+            let (head, rest) = out.split_at_mut(n);
+            let blocks = &mut buf[..whole_blocks];
+            self.keystream_blocks(blocks);
+            for (words, block) in head.chunks_exact_mut(4).zip(blocks.iter()) {
+                for (w, k) in words.iter_mut().zip(block_words(block)) {
+                    f(w, k);
+                }
+            }
+            out = rest;
+        }
+        // Fewer than 4 words left: start a new block and keep its remainder.
+        if !out.is_empty() {
+            self.pending = self.next_block_words();
+            self.pending_used = 0;
+            for w in out.iter_mut() {
+                f(w, self.pending[self.pending_used]);
+                self.pending_used += 1;
+            }
+        }
     }
 
     /// Overwrite `out` with the next `out.len()` mask words.
     pub fn fill(&mut self, out: &mut [u32]) {
-        out.fill(0);
-        // XOR-ing the keystream into zeros yields the keystream itself.
-        self.cipher.apply_keystream(bytemuck::cast_slice_mut(out));
-        if cfg!(target_endian = "big") {
-            out.iter_mut().for_each(|w| *w = u32::from_le(*w));
-        }
+        self.apply(out, |w, k| *w = k);
     }
+
+    /// `acc[i] += mask[i]` mod 2^32 for the next `acc.len()` mask words.
+    pub fn add_to(&mut self, acc: &mut [u32]) {
+        self.apply(acc, |w, k| *w = w.wrapping_add(k));
+    }
+
+    /// `acc[i] -= mask[i]` mod 2^32 for the next `acc.len()` mask words.
+    pub fn sub_from(&mut self, acc: &mut [u32]) {
+        self.apply(acc, |w, k| *w = w.wrapping_sub(k));
+    }
+}
+
+/// The four little-endian u32 words of a keystream block.
+#[inline(always)]
+fn block_words(b: &Block) -> [u32; 4] {
+    core::array::from_fn(|i| {
+        u32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+    })
 }
 
 /// The first `len` words of the mask expanded from `seed`.
@@ -56,6 +151,9 @@ pub fn expand_mask(seed: &Seed, len: usize) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ctr::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
+
+    type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
 
     fn words(hex_str: &str) -> Vec<u32> {
         hex::decode(hex_str)
@@ -127,5 +225,55 @@ mod tests {
         s.fill(&mut a);
         s.fill(&mut b);
         assert_eq!([a, b].concat(), &full[..32]);
+    }
+
+    /// The direct counter-mode generation equals the `ctr` crate's
+    /// AES-256-CTR keystream (zero IV) at any word offset and in any split,
+    /// and `add_to` / `sub_from` add / subtract exactly those words.
+    #[test]
+    fn matches_ctr_crate_keystream() {
+        let seed: Seed = core::array::from_fn(|i| (i * 37 + 11) as u8);
+        let len = 3 * 64 * 4 + 77;
+        for offset in [0usize, 1, 2, 3, 4, 5, 255, 256, 257, 259] {
+            let mut c = Aes256Ctr::new(&seed.into(), &[0u8; 16].into());
+            c.seek(offset as u64 * 4);
+            let mut bytes = vec![0u8; len * 4];
+            c.apply_keystream(&mut bytes);
+            let want: Vec<u32> = bytes
+                .chunks(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            let mut got = vec![0u32; len];
+            MaskStream::new(&seed, offset as u64).fill(&mut got);
+            assert_eq!(got, want, "fill at offset {offset}");
+            // Pieces of awkward sizes continue the same stream.
+            let mut s = MaskStream::new(&seed, offset as u64);
+            let mut pieced = vec![0u32; len];
+            let mut at = 0;
+            for (i, size) in [1usize, 2, 3, 5, 256, 259, 0, 7, 300]
+                .iter()
+                .cycle()
+                .enumerate()
+            {
+                if at == len || i > 1000 {
+                    break;
+                }
+                let end = (at + size).min(len);
+                s.fill(&mut pieced[at..end]);
+                at = end;
+            }
+            assert_eq!(pieced, want, "pieced fill at offset {offset}");
+            let base: Vec<u32> = (0..len as u32)
+                .map(|i| i.wrapping_mul(2654435761))
+                .collect();
+            let mut added = base.clone();
+            MaskStream::new(&seed, offset as u64).add_to(&mut added);
+            let mut subbed = base.clone();
+            MaskStream::new(&seed, offset as u64).sub_from(&mut subbed);
+            for i in 0..len {
+                assert_eq!(added[i], base[i].wrapping_add(want[i]));
+                assert_eq!(subbed[i], base[i].wrapping_sub(want[i]));
+            }
+        }
     }
 }
