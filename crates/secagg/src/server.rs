@@ -18,6 +18,7 @@ use crate::messages::*;
 use crate::shamir::{self, scalar_from_bytes, Commitments};
 use crate::ClientId;
 use curve25519_dalek::scalar::Scalar;
+use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use x25519_dalek::StaticSecret;
 
@@ -424,48 +425,82 @@ impl Server {
     }
 
     /// The PRG masks to remove from the sum, from the shares received so far.
+    ///
+    /// The Shamir reconstructions (one per owner) and the X25519 agreements
+    /// (one per surviving neighbour of each dropped owner) are independent,
+    /// so they run in parallel with rayon; results are collected in owner /
+    /// neighbour order and the first error in that order is returned, exactly
+    /// as a sequential loop would. Every share in `revealed` was verified
+    /// against the owner's commitments on receipt, so the reconstruction does
+    /// not verify them again.
     fn removal_terms(&self) -> Result<(Vec<MaskTerm>, Vec<ClientId>)> {
-        let ctx = &self.config.ctx;
+        let owners: Vec<(ClientId, &Vec<(ClientId, Scalar)>)> =
+            self.revealed.iter().map(|(&o, s)| (o, s)).collect();
+        let per_owner: Vec<Result<(Vec<MaskTerm>, Option<ClientId>)>> = owners
+            .par_iter()
+            .map(|&(owner, shares)| self.owner_removal_terms(owner, shares))
+            .collect();
         let mut terms = Vec::new();
         let mut dropped = Vec::new();
-        for (&owner, shares) in &self.revealed {
-            let sk = &self.shared[&owner];
-            match self.ledger.kind_of(owner) {
-                Some(SecretKind::SelfMaskSeed) => {
-                    let b = shamir::reconstruct(
-                        &sk.self_seed,
-                        shares,
-                        owner,
-                        SecretKind::SelfMaskSeed,
-                    )?;
-                    terms.push(MaskTerm {
-                        seed: self_mask_seed(&b.to_bytes(), ctx, owner),
-                        op: MaskOp::Sub,
-                    });
-                }
-                Some(SecretKind::MaskKey) => {
-                    let s = shamir::reconstruct(&sk.mask_key, shares, owner, SecretKind::MaskKey)?;
-                    let mask_sk = StaticSecret::from(s.to_bytes());
-                    for &u in self
-                        .graph
-                        .neighbours(owner)
-                        .iter()
-                        .filter(|u| self.u3.contains(u))
-                    {
+        for r in per_owner {
+            let (t, d) = r?;
+            terms.extend(t);
+            dropped.extend(d);
+        }
+        Ok((terms, dropped))
+    }
+
+    /// The removal terms of one owner's reconstructed secret, and the owner
+    /// if it dropped.
+    fn owner_removal_terms(
+        &self,
+        owner: ClientId,
+        shares: &[(ClientId, Scalar)],
+    ) -> Result<(Vec<MaskTerm>, Option<ClientId>)> {
+        let ctx = &self.config.ctx;
+        let sk = &self.shared[&owner];
+        match self.ledger.kind_of(owner) {
+            Some(SecretKind::SelfMaskSeed) => {
+                let b = shamir::reconstruct_verified(
+                    &sk.self_seed,
+                    shares,
+                    owner,
+                    SecretKind::SelfMaskSeed,
+                )?;
+                let term = MaskTerm {
+                    seed: self_mask_seed(&b.to_bytes(), ctx, owner),
+                    op: MaskOp::Sub,
+                };
+                Ok((vec![term], None))
+            }
+            Some(SecretKind::MaskKey) => {
+                let s =
+                    shamir::reconstruct_verified(&sk.mask_key, shares, owner, SecretKind::MaskKey)?;
+                let mask_sk = StaticSecret::from(s.to_bytes());
+                let survivors: Vec<ClientId> = self
+                    .graph
+                    .neighbours(owner)
+                    .iter()
+                    .copied()
+                    .filter(|u| self.u3.contains(u))
+                    .collect();
+                let terms: Vec<Result<MaskTerm>> = survivors
+                    .par_iter()
+                    .map(|&u| {
                         let shared = agree(&mask_sk, &self.advertised[&u].mask_pk, u)?;
                         // Survivor u applied +mask if u < owner, -mask otherwise; undo it.
                         let applied = if u < owner { MaskOp::Add } else { MaskOp::Sub };
-                        terms.push(MaskTerm {
+                        Ok(MaskTerm {
                             seed: pairwise_mask_seed(&shared, ctx, u, owner),
                             op: applied.inverse(),
-                        });
-                    }
-                    dropped.push(owner);
-                }
-                None => unreachable!("shares are only accepted for requested secrets"),
+                        })
+                    })
+                    .collect();
+                let terms = terms.into_iter().collect::<Result<Vec<_>>>()?;
+                Ok((terms, Some(owner)))
             }
+            None => unreachable!("shares are only accepted for requested secrets"),
         }
-        Ok((terms, dropped))
     }
 
     /// Close the round: reconstruct the requested secrets and return the

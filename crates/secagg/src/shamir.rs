@@ -148,6 +148,28 @@ pub fn reconstruct(
             });
         }
     }
+    reconstruct_verified(commitments, shares, owner, kind)
+}
+
+/// [`reconstruct`] for shares that the caller has already checked one by one
+/// with `commitments.verify` against these same `commitments` (the server
+/// verifies each revealed share on receipt): skips repeating those checks
+/// (one multi-scalar multiplication each) but keeps every other check,
+/// including that the result matches the commitment to the secret.
+pub(crate) fn reconstruct_verified(
+    commitments: &Commitments,
+    shares: &[(ClientId, Scalar)],
+    owner: ClientId,
+    kind: SecretKind,
+) -> Result<Scalar> {
+    let t = commitments.threshold();
+    if shares.len() < t {
+        return Err(Error::TooFew {
+            what: format!("valid shares of the {kind} of client {owner}"),
+            have: shares.len(),
+            need: t,
+        });
+    }
     let used = &shares[..t];
     let xs: Vec<Scalar> = used.iter().map(|(h, _)| holder_x(*h)).collect();
     let mut secret = Scalar::ZERO;
