@@ -10,6 +10,7 @@ use crate::keys::{agree, pairwise_mask_seed, public_bytes, self_mask_seed, share
 use crate::masking::{apply_masks, reduce, MaskOp, MaskTerm};
 use crate::messages::*;
 use crate::shamir::{self, scalar_from_bytes};
+use crate::stage::Stage;
 use crate::ClientId;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
@@ -18,27 +19,6 @@ use rand_core::{CryptoRng, RngCore};
 use std::collections::{BTreeMap, BTreeSet};
 use x25519_dalek::StaticSecret;
 use zeroize::Zeroize;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    AdvertiseKeys,
-    ShareKeys,
-    MaskedInput,
-    Unmask,
-    Done,
-}
-
-impl Stage {
-    fn name(self) -> &'static str {
-        match self {
-            Stage::AdvertiseKeys => "advertise-keys",
-            Stage::ShareKeys => "share-keys",
-            Stage::MaskedInput => "masked-input",
-            Stage::Unmask => "unmasking",
-            Stage::Done => "done",
-        }
-    }
-}
 
 /// Shares this client holds for one neighbour.
 struct HeldShares {

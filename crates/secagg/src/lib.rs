@@ -28,6 +28,7 @@ pub mod messages;
 pub mod prg;
 pub mod server;
 pub mod shamir;
+mod stage;
 
 /// Client identifier, unique within a round's cohort.
 pub type ClientId = u32;

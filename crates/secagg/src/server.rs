@@ -16,32 +16,12 @@ use crate::keys::{agree, pairwise_mask_seed, self_mask_seed};
 use crate::masking::{add_assign, modulus_mask, unmask_aggregate, MaskOp, MaskTerm};
 use crate::messages::*;
 use crate::shamir::{self, scalar_from_bytes, Commitments};
+use crate::stage::Stage;
 use crate::ClientId;
 use curve25519_dalek::scalar::Scalar;
 use rayon::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 use x25519_dalek::StaticSecret;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    AdvertiseKeys,
-    ShareKeys,
-    MaskedInput,
-    Unmask,
-    Done,
-}
-
-impl Stage {
-    fn name(self) -> &'static str {
-        match self {
-            Stage::AdvertiseKeys => "advertise-keys",
-            Stage::ShareKeys => "share-keys",
-            Stage::MaskedInput => "masked-input",
-            Stage::Unmask => "unmasking",
-            Stage::Done => "done",
-        }
-    }
-}
 
 /// Records which secret the server has asked to reconstruct for each
 /// client and refuses to ever record the other one.

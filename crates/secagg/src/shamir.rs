@@ -131,14 +131,7 @@ pub fn reconstruct(
     owner: ClientId,
     kind: SecretKind,
 ) -> Result<Scalar> {
-    let t = commitments.threshold();
-    if shares.len() < t {
-        return Err(Error::TooFew {
-            what: format!("valid shares of the {kind} of client {owner}"),
-            have: shares.len(),
-            need: t,
-        });
-    }
+    check_enough(commitments, shares, owner, kind)?;
     for (holder, y) in shares {
         if !commitments.verify(*holder, y) {
             return Err(Error::InvalidShare {
@@ -149,6 +142,24 @@ pub fn reconstruct(
         }
     }
     reconstruct_verified(commitments, shares, owner, kind)
+}
+
+/// Fails with `TooFew` unless there are at least `threshold` shares; returns the threshold.
+fn check_enough(
+    commitments: &Commitments,
+    shares: &[(ClientId, Scalar)],
+    owner: ClientId,
+    kind: SecretKind,
+) -> Result<usize> {
+    let t = commitments.threshold();
+    if shares.len() < t {
+        return Err(Error::TooFew {
+            what: format!("valid shares of the {kind} of client {owner}"),
+            have: shares.len(),
+            need: t,
+        });
+    }
+    Ok(t)
 }
 
 /// [`reconstruct`] for shares that the caller has already checked one by one
@@ -162,14 +173,7 @@ pub(crate) fn reconstruct_verified(
     owner: ClientId,
     kind: SecretKind,
 ) -> Result<Scalar> {
-    let t = commitments.threshold();
-    if shares.len() < t {
-        return Err(Error::TooFew {
-            what: format!("valid shares of the {kind} of client {owner}"),
-            have: shares.len(),
-            need: t,
-        });
-    }
+    let t = check_enough(commitments, shares, owner, kind)?;
     let used = &shares[..t];
     let xs: Vec<Scalar> = used.iter().map(|(h, _)| holder_x(*h)).collect();
     let mut secret = Scalar::ZERO;
