@@ -42,11 +42,22 @@ fn render() -> String {
 
     // --- expandMask ------------------------------------------------------------
     j.push_str("  \"expandMask\": [\n");
-    let cases: [([u8; 32], usize); 4] = [([0; 32], 4), ([1; 32], 9), (seq_seed(0), 33), ([0xff; 32], 1)];
+    let cases: [([u8; 32], usize); 4] = [
+        ([0; 32], 4),
+        ([1; 32], 9),
+        (seq_seed(0), 33),
+        ([0xff; 32], 1),
+    ];
     for (i, (seed, len)) in cases.iter().enumerate() {
         let words = expand_mask(seed, *len);
         let comma = if i + 1 < cases.len() { "," } else { "" };
-        writeln!(j, "    {{ \"seed\": \"{}\", \"len\": {len}, \"words\": {} }}{comma}", hex::encode(seed), nums(&words)).unwrap();
+        writeln!(
+            j,
+            "    {{ \"seed\": \"{}\", \"len\": {len}, \"words\": {} }}{comma}",
+            hex::encode(seed),
+            nums(&words)
+        )
+        .unwrap();
     }
     j.push_str("  ],\n");
 
@@ -55,18 +66,44 @@ fn render() -> String {
     let sum: Vec<u32> = (0..10u32).map(|i| i.wrapping_mul(0x9e37_79b9)).collect();
     let term_sets: [(Vec<([u8; 32], MaskOp)>, u32); 2] = [
         (vec![([3; 32], MaskOp::Add), ([4; 32], MaskOp::Sub)], 16),
-        (vec![([5; 32], MaskOp::Sub), (seq_seed(7), MaskOp::Sub), ([6; 32], MaskOp::Add)], 32),
+        (
+            vec![
+                ([5; 32], MaskOp::Sub),
+                (seq_seed(7), MaskOp::Sub),
+                ([6; 32], MaskOp::Add),
+            ],
+            32,
+        ),
     ];
     for (i, (terms, bits)) in term_sets.iter().enumerate() {
         let mut out = sum.clone();
-        let ts: Vec<MaskTerm> = terms.iter().map(|(seed, op)| MaskTerm { seed: *seed, op: *op }).collect();
+        let ts: Vec<MaskTerm> = terms
+            .iter()
+            .map(|(seed, op)| MaskTerm {
+                seed: *seed,
+                op: *op,
+            })
+            .collect();
         unmask_aggregate(&mut out, &ts, *bits);
         let tj: Vec<String> = terms
             .iter()
-            .map(|(s, op)| format!("{{ \"seed\": \"{}\", \"op\": \"{}\" }}", hex::encode(s), if *op == MaskOp::Add { "add" } else { "sub" }))
+            .map(|(s, op)| {
+                format!(
+                    "{{ \"seed\": \"{}\", \"op\": \"{}\" }}",
+                    hex::encode(s),
+                    if *op == MaskOp::Add { "add" } else { "sub" }
+                )
+            })
             .collect();
         let comma = if i + 1 < term_sets.len() { "," } else { "" };
-        writeln!(j, "    {{ \"sum\": {}, \"terms\": [{}], \"bits\": {bits}, \"result\": {} }}{comma}", nums(&sum), tj.join(", "), nums(&out)).unwrap();
+        writeln!(
+            j,
+            "    {{ \"sum\": {}, \"terms\": [{}], \"bits\": {bits}, \"result\": {} }}{comma}",
+            nums(&sum),
+            tj.join(", "),
+            nums(&out)
+        )
+        .unwrap();
     }
     j.push_str("  ],\n");
 
@@ -76,17 +113,25 @@ fn render() -> String {
     secret42[0] = 42;
     let mut secret2 = seq_seed(1);
     secret2[31] = 0x0a; // keep it below the group order
-    let splits: [([u8; 32], usize, u32, [u8; 32]); 2] = [(secret42, 3, 5, [1; 32]), (secret2, 2, 4, [2; 32])];
+    let splits: [([u8; 32], usize, u32, [u8; 32]); 2] =
+        [(secret42, 3, 5, [1; 32]), (secret2, 2, 4, [2; 32])];
     for (i, (secret, t, n, seed)) in splits.iter().enumerate() {
         let s = shamir::scalar_from_bytes(secret).expect("canonical secret");
         let holders: Vec<u32> = (0..*n).collect();
-        let (c, shares) = shamir::split(&s, *t, &holders, &mut ChaCha20Rng::from_seed(*seed)).unwrap();
-        let back = shamir::reconstruct(&c, &shares[shares.len() - t..], 0, SecretKind::MaskKey).unwrap();
+        let (c, shares) =
+            shamir::split(&s, *t, &holders, &mut ChaCha20Rng::from_seed(*seed)).unwrap();
+        let back =
+            shamir::reconstruct(&c, &shares[shares.len() - t..], 0, SecretKind::MaskKey).unwrap();
         assert_eq!(back.to_bytes(), *secret);
         let cs: Vec<String> = c.to_bytes().iter().map(hex::encode).collect();
         let ss: Vec<String> = shares
             .iter()
-            .map(|(h, y)| format!("{{ \"holder\": {h}, \"share\": \"{}\" }}", hex::encode(y.to_bytes())))
+            .map(|(h, y)| {
+                format!(
+                    "{{ \"holder\": {h}, \"share\": \"{}\" }}",
+                    hex::encode(y.to_bytes())
+                )
+            })
             .collect();
         let comma = if i + 1 < splits.len() { "," } else { "" };
         writeln!(
@@ -106,7 +151,11 @@ fn render() -> String {
     let q = Quantizer::new(clip, bits, max_summands).unwrap();
     let inputs: Vec<(Vec<f32>, [u8; 32])> = (0..3u8)
         .map(|k| {
-            let values = (0..12).map(|i| ((i * 5 + k as i32 * 7) % 17 - 8) as f32 / 8.0 + if i == 11 { 1.0 } else { 0.0 }).collect();
+            let values = (0..12)
+                .map(|i| {
+                    ((i * 5 + k as i32 * 7) % 17 - 8) as f32 / 8.0 + if i == 11 { 1.0 } else { 0.0 }
+                })
+                .collect();
             (values, [10 + k; 32])
         })
         .collect();
@@ -117,7 +166,12 @@ fn render() -> String {
         for (a, b) in qsum.iter_mut().zip(&qv) {
             *a = a.wrapping_add(*b) & q.modulus_mask();
         }
-        ij.push(format!("      {{ \"values\": {}, \"seed\": \"{}\", \"quantized\": {} }}", nums(values), hex::encode(seed), nums(&qv)));
+        ij.push(format!(
+            "      {{ \"values\": {}, \"seed\": \"{}\", \"quantized\": {} }}",
+            nums(values),
+            hex::encode(seed),
+            nums(&qv)
+        ));
     }
     let deq = q.dequantize_sum(&qsum, inputs.len() as u32).unwrap();
     let deq_bits: Vec<u32> = deq.iter().map(|x| x.to_bits()).collect();
@@ -137,7 +191,10 @@ fn render() -> String {
     // --- a whole seeded round ------------------------------------------------------------
     let cohort: Vec<u32> = vec![2, 3, 5, 7, 11, 13];
     let cfg = RoundConfig {
-        ctx: RoundContext { experiment_id: "vectors".into(), round: 3 },
+        ctx: RoundContext {
+            experiment_id: "vectors".into(),
+            round: 3,
+        },
         cohort: cohort.clone(),
         neighbours: 4,
         threshold: 3,
@@ -147,9 +204,16 @@ fn render() -> String {
     };
     let dropped_id = 7u32; // drops after sharing keys: never sends its masked input
     let client_seed = |id: u32| [id as u8 + 1; 32];
-    let input_of = |id: u32| -> Vec<u32> { (0..16u32).map(|i| (id * 1000 + i * 37) % (1 << 20)).collect() };
+    let input_of = |id: u32| -> Vec<u32> {
+        (0..16u32)
+            .map(|i| (id * 1000 + i * 37) % (1 << 20))
+            .collect()
+    };
     let graph = NeighbourGraph::new(&cfg.cohort, cfg.neighbours, &cfg.graph_seed).unwrap();
-    let neighbours: Vec<String> = cohort.iter().map(|&id| format!("\"{id}\": {}", nums(graph.neighbours(id)))).collect();
+    let neighbours: Vec<String> = cohort
+        .iter()
+        .map(|&id| format!("\"{id}\": {}", nums(graph.neighbours(id))))
+        .collect();
 
     let mut transcript = Sha256::new();
     let mut log = |bytes: &[u8]| {
@@ -159,7 +223,14 @@ fn render() -> String {
     let mut server = Server::new(cfg.clone()).unwrap();
     let mut clients: Vec<Client> = cohort
         .iter()
-        .map(|&id| Client::new(cfg.clone(), id, &mut ChaCha20Rng::from_seed(client_seed(id))).unwrap())
+        .map(|&id| {
+            Client::new(
+                cfg.clone(),
+                id,
+                &mut ChaCha20Rng::from_seed(client_seed(id)),
+            )
+            .unwrap()
+        })
         .collect();
     let idx = |id: u32| cohort.iter().position(|&c| c == id).unwrap();
     for c in clients.iter_mut() {
@@ -171,7 +242,14 @@ fn render() -> String {
     for bc in server.finish_advertise().unwrap() {
         let m = encode(&bc).unwrap();
         log(&m);
-        replies.push(encode(&clients[idx(bc.recipient)].share_keys(&decode(&m).unwrap()).unwrap()).unwrap());
+        replies.push(
+            encode(
+                &clients[idx(bc.recipient)]
+                    .share_keys(&decode(&m).unwrap())
+                    .unwrap(),
+            )
+            .unwrap(),
+        );
     }
     for m in &replies {
         log(m);
@@ -184,7 +262,12 @@ fn render() -> String {
         if b.recipient == dropped_id {
             continue;
         }
-        let mi = encode(&clients[idx(b.recipient)].masked_input(&decode(&m).unwrap(), &input_of(b.recipient)).unwrap()).unwrap();
+        let mi = encode(
+            &clients[idx(b.recipient)]
+                .masked_input(&decode(&m).unwrap(), &input_of(b.recipient))
+                .unwrap(),
+        )
+        .unwrap();
         masked.push((b.recipient, mi));
     }
     let mut masked_j = Vec::new();
@@ -197,7 +280,14 @@ fn render() -> String {
     for r in server.finish_masked_input().unwrap() {
         let m = encode(&r).unwrap();
         log(&m);
-        responses.push(encode(&clients[idx(r.recipient)].unmask(&decode(&m).unwrap()).unwrap()).unwrap());
+        responses.push(
+            encode(
+                &clients[idx(r.recipient)]
+                    .unmask(&decode(&m).unwrap())
+                    .unwrap(),
+            )
+            .unwrap(),
+        );
     }
     for m in &responses {
         log(m);
@@ -212,8 +302,14 @@ fn render() -> String {
     }
     assert_eq!(result.sum, plain);
     assert_eq!(result.dropped, vec![dropped_id]);
-    let inputs_j: Vec<String> = cohort.iter().map(|&id| format!("\"{id}\": {}", nums(&input_of(id)))).collect();
-    let seeds_j: Vec<String> = cohort.iter().map(|&id| format!("\"{id}\": \"{}\"", hex::encode(client_seed(id)))).collect();
+    let inputs_j: Vec<String> = cohort
+        .iter()
+        .map(|&id| format!("\"{id}\": {}", nums(&input_of(id))))
+        .collect();
+    let seeds_j: Vec<String> = cohort
+        .iter()
+        .map(|&id| format!("\"{id}\": \"{}\"", hex::encode(client_seed(id))))
+        .collect();
     writeln!(
         j,
         "  \"round\": {{\n    \"config\": {{ \"experimentId\": \"{}\", \"round\": {}, \"cohort\": {}, \"neighbours\": {}, \"threshold\": {}, \"bits\": {}, \"vectorLen\": {}, \"graphSeed\": \"{}\" }},\n    \"neighboursOf\": {{ {} }},\n    \"clientSeeds\": {{ {} }},\n    \"inputs\": {{ {} }},\n    \"dropAfterShareKeys\": [{dropped_id}],\n    \"transcript\": \"SHA-256 of (u32 LE length + bytes) of: advertiseKeys of each client in cohort order; each finishAdvertise message in returned order; the shareKeys reply to each of those in the same order; each finishShareKeys message in returned order; the maskedInput of each recipient of those except the dropped one, in that order; each finishMaskedInput message in returned order; the unmask reply to each of those in the same order\",\n    \"transcriptSha256\": \"{}\",\n    \"maskedInputSha256\": {{ {} }},\n    \"sum\": {},\n    \"included\": {},\n    \"dropped\": {}\n  }}",
@@ -249,7 +345,11 @@ fn crates_reproduce_the_shared_vectors() {
     let stored = std::fs::read_to_string(PATH)
         .unwrap_or_else(|e| panic!("{PATH}: {e} (generate it with SECFLOW_REGEN_VECTORS=1 cargo test -p secagg --test vectors)"));
     if stored != fresh {
-        let line = stored.lines().zip(fresh.lines()).position(|(a, b)| a != b).unwrap_or(stored.lines().count().min(fresh.lines().count()));
+        let line = stored
+            .lines()
+            .zip(fresh.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(stored.lines().count().min(fresh.lines().count()));
         panic!(
             "{PATH} differs from what the crates compute now, first at line {}:\n  stored: {}\n  now:    {}\n(if the change is intended: SECFLOW_REGEN_VECTORS=1 cargo test -p secagg --test vectors)",
             line + 1,
