@@ -1,6 +1,14 @@
 /** experiment.yaml: what a data scientist submits to a running director. */
 import { z } from 'zod';
 
+/** PRECODE (Scheliga et al., WACV 2022): a variational bottleneck before the classifier. */
+export const PrecodeSchema = z.object({
+  enabled: z.boolean().default(false),
+  code_size: z.number().int().positive().default(256).describe('K: dimensions of the variational code'),
+  beta: z.number().min(0).default(1e-3).describe('weight of the KL term in the training loss'),
+}).strict();
+export type PrecodeConfig = z.infer<typeof PrecodeSchema>;
+
 export const ModelSpecSchema = z.object({
   architecture: z.literal('convnet_bn').default('convnet_bn'),
   width: z.number().int().positive().default(32).describe('w: conv widths are w, 2w, 2w'),
@@ -8,8 +16,25 @@ export const ModelSpecSchema = z.object({
   channels: z.number().int().positive().default(1),
   num_classes: z.number().int().min(2).default(2),
   seed: z.number().int().default(0).describe('seeds the initial weights'),
+  precode: PrecodeSchema.default({}),
 }).strict();
 export type ModelSpec = z.infer<typeof ModelSpecSchema>;
+
+/** DP-SGD on the envoys: per-example clipping and Gaussian noise, with a Rényi-DP accountant. */
+export const DpSgdSchema = z.object({
+  enabled: z.boolean().default(false),
+  clip_norm: z.number().positive().default(1).describe('C: each example\'s gradient is clipped to this L2 norm'),
+  noise_multiplier: z.number().min(0).default(1).describe('sigma: noise standard deviation is sigma * C'),
+  delta: z.number().positive().lt(1).default(1e-5).describe('the delta of the (epsilon, delta) reported'),
+}).strict();
+export type DpSgdConfig = z.infer<typeof DpSgdSchema>;
+
+/** Gradient pruning (Zhu et al. 2019): only the largest-magnitude fraction of the update is sent. */
+export const PruningSchema = z.object({
+  enabled: z.boolean().default(false),
+  keep_fraction: z.number().gt(0).max(1).default(0.1).describe('p: fraction of each update kept (by magnitude)'),
+}).strict();
+export type PruningConfig = z.infer<typeof PruningSchema>;
 
 export const TrainingSchema = z.object({
   optimizer: z.enum(['adam', 'sgd', 'adadelta']).default('adam').describe('sgd uses momentum'),
@@ -20,6 +45,10 @@ export const TrainingSchema = z.object({
   fedprox_mu: z.number().min(0).default(0).describe('FedProx proximal weight; 0 = plain FedAvg'),
   class_weighting: z.boolean().default(false).describe('weight the loss by inverse class frequency of the shard'),
   seed: z.number().int().default(0).describe('seeds shuffling on the envoys'),
+  examples_per_round: z.number().int().positive().optional()
+    .describe('train each round on a random subset of this many examples (e.g. 1 for single-image updates in a leakage audit)'),
+  dp: DpSgdSchema.default({}),
+  pruning: PruningSchema.default({}),
 }).strict();
 export type TrainingConfig = z.infer<typeof TrainingSchema>;
 
@@ -43,6 +72,18 @@ export const SecAggSchema = z.object({
 }).strict();
 export type SecAggConfig = z.infer<typeof SecAggSchema>;
 
+/**
+ * Auditing: the director keeps what it received each round (per-envoy updates, or only the aggregate under
+ * secure aggregation) and envoys keep, on their side, which images they trained on, so the leakage lab can
+ * attack exactly what the director saw and score it.
+ */
+export const AuditSchema = z.object({
+  enabled: z.boolean().default(false),
+  probe: TrainingSchema.partial().optional()
+    .describe('also run, each round, a probe task with these training settings (e.g. one SGD step on one image) whose updates are recorded, not aggregated'),
+}).strict();
+export type AuditConfig = z.infer<typeof AuditSchema>;
+
 export const ExperimentSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, dot, dash, underscore'),
   rounds: z.number().int().positive(),
@@ -52,6 +93,7 @@ export const ExperimentSchema = z.object({
   training: TrainingSchema.default({}),
   aggregation: AggregationSchema.default({}),
   secagg: SecAggSchema.default({}),
+  audit: AuditSchema.default({}),
   round_timeout_seconds: z.number().positive().default(1800),
   start_timeout_seconds: z.number().positive().default(120).describe('how long to wait for envoys to register'),
   evaluate_on_test: z.boolean().default(true).describe('director evaluates each aggregate on its test set'),
