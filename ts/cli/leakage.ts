@@ -2,6 +2,7 @@
  * `secflow leakage attack`: run a gradient-inversion attack and score it against the true images.
  *   secflow leakage attack --attack ig --iterations 2000 --indices 0,1,2,3 --out out/
  *   secflow leakage attack --config attack.yaml --sent sent.msgpack --received received.msgpack --attack multistep
+ *   secflow leakage attack --record runs/f/exp/audit/round-0001-probe --envoy hospital-a --truth a.truth --attack ig
  */
 import type { Command } from 'commander';
 import { loadConfigFile, validateConfig } from '../core/config/load.ts';
@@ -32,6 +33,9 @@ export function registerLeakageCommands(program: Command): void {
     .option('--local-lr <x>', "multistep: the envoy's learning rate", Number)
     .option('--sent <file>', 'saved weights the director sent')
     .option('--received <file>', 'saved weights the envoy returned')
+    .option('--record <dir>', 'audit round folder written by the director (<run>/audit/round-0001[-probe])')
+    .option('--envoy <name>', 'with --record: whose update to attack')
+    .option('--truth <files>', "with --record: the envoys' audit truth files, comma-separated (scoring only)", (v: string) => v.split(','))
     .option('--out <dir>', 'output directory')
     .action(async (opts) => {
       const config = mergeFlags(opts);
@@ -51,7 +55,7 @@ function mergeFlags(opts: Record<string, unknown>): LeakageConfig {
   const flags: Record<string, unknown> = {
     attack: opts.attack, init: opts.init, bn_mode: opts.bnMode, data: opts.data, split: opts.split, indices: opts.indices, batch: opts.batch,
     iterations: opts.iterations, restarts: opts.restarts, learning_rate: opts.lr, tv_weight: opts.tv, seed: opts.seed,
-    local_steps: opts.localSteps, local_learning_rate: opts.localLr, sent: opts.sent, received: opts.received, out: opts.out,
+    local_steps: opts.localSteps, local_learning_rate: opts.localLr, sent: opts.sent, received: opts.received, record: opts.record, envoy: opts.envoy, truth: opts.truth, out: opts.out,
   };
   const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
   return validateConfig({ ...base, ...defined, model }, LeakageConfigSchema, 'leakage attack flags');

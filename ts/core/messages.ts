@@ -86,6 +86,8 @@ export const TrainTaskSchema = z.object({
   result_subject: z.string(),
   /** Present when the round runs secure aggregation: the update goes out masked, never in the clear. */
   secagg: SecAggTaskSchema.optional(),
+  /** Auditing: the envoy keeps, on its own side, which images it trained on (see core/audit.ts). */
+  audit: z.object({ kind: z.enum(['round', 'probe']) }).strict().optional(),
 }).strict();
 export type TrainTask = z.infer<typeof TrainTaskSchema>;
 

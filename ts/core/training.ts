@@ -6,12 +6,19 @@ import type * as TF from '@tensorflow/tfjs';
 import { tf } from './tf.ts';
 import type { TrainingConfig } from './config/experiment.ts';
 import type { LayersModel } from './model.ts';
-import { classCounts, pixelsPerSample, size, type ImageDataset } from './data/dataset.ts';
+import { classCounts, pixelsPerSample, size, subset, type ImageDataset } from './data/dataset.ts';
 import { SeededRandom } from './data/rng.ts';
 import { binaryCrossEntropy, classificationMetrics, type ClassificationMetrics } from './metrics.ts';
 
 export interface TrainProgress { step: number; steps: number; loss: number }
-export interface TrainResult { examples: number; steps: number; meanLoss: number; seconds: number }
+export interface TrainResult {
+  examples: number;
+  steps: number;
+  meanLoss: number;
+  seconds: number;
+  /** Indices into the dataset of the examples trained on (all of them unless `examples_per_round` is set). */
+  trainedIndices: number[];
+}
 
 export interface TrainOptions {
   config: TrainingConfig;
@@ -41,15 +48,17 @@ export function batchOf(ds: ImageDataset, indices: ArrayLike<number>): { x: TF.T
   return { x: tf.tensor4d(pixels, [indices.length, ...ds.sampleShape]), y: tf.tensor1d(labels, 'int32') };
 }
 
-export async function trainLocal(model: LayersModel, ds: ImageDataset, options: TrainOptions): Promise<TrainResult> {
+export async function trainLocal(model: LayersModel, full: ImageDataset, options: TrainOptions): Promise<TrainResult> {
   const { config } = options;
   const started = performance.now();
   const optimizer = makeOptimizer(config);
-  const numClasses = ds.classNames.length;
-  const classWeights = config.class_weighting ? inverseFrequencyWeights(ds) : null;
+  const numClasses = full.classNames.length;
   // FedProx anchors local weights to the global model received at the start of the round.
   const anchor = config.fedprox_mu > 0 ? model.trainableWeights.map((w) => w.read().clone()) : [];
   const rng = new SeededRandom(config.seed * 7919 + (options.seedSalt ?? 0));
+  const trainedIndices = roundSubset(size(full), config.examples_per_round, rng);
+  const ds = trainedIndices.length === size(full) ? full : subset(full, trainedIndices);
+  const classWeights = config.class_weighting ? inverseFrequencyWeights(ds) : null;
   const n = size(ds);
   const stepsPerEpoch = Math.ceil(n / config.batch_size);
   const steps = Math.max(1, Math.round(config.local_epochs * stepsPerEpoch));
@@ -80,7 +89,14 @@ export async function trainLocal(model: LayersModel, ds: ImageDataset, options: 
   optimizer.dispose();
   tf.dispose(anchor);
   classWeights?.dispose();
-  return { examples: n, steps, meanLoss: lossSum / steps, seconds: (performance.now() - started) / 1000 };
+  return { examples: n, steps, meanLoss: lossSum / steps, seconds: (performance.now() - started) / 1000, trainedIndices };
+}
+
+/** All indices, or a seeded random subset of `count` of them (sorted) when a round trains on fewer. */
+function roundSubset(n: number, count: number | undefined, rng: SeededRandom): number[] {
+  const all = [...Array(n).keys()];
+  if (count === undefined || count >= n) return all;
+  return rng.shuffle(all).slice(0, count).sort((a, b) => a - b);
 }
 
 export function yieldToEventLoop(): Promise<void> {

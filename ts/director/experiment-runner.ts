@@ -16,6 +16,7 @@ import { chunkBytesFor, offerBlob } from '../core/transport/blobs.ts';
 import { encodeWeights, readWeights, writeWeights } from '../core/weights.ts';
 import type { EnvoyRegistry } from './registry.ts';
 import { loadNative } from '../core/secagg/native.ts';
+import { recordReceived, runProbe } from './audit.ts';
 import { collectRound, type RoundCollection } from './round.ts';
 import { collectSecureRound } from './secure-round.ts';
 import { configDigest, RunFolder, type RunState } from './run-folder.ts';
@@ -76,7 +77,11 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
       let collection: RoundCollection;
       try {
         log.info(`round ${round + 1}/${config.rounds}: training on ${participants.join(', ') || 'nobody'}`);
-        collection = await collect({ nc: deps.nc, federation: deps.federation, config, runId, round, globalWeights: offered.ref, global, participants, registry: deps.registry, log });
+        const ctx = { nc: deps.nc, federation: deps.federation, config, runId, round, globalWeights: offered.ref, global, participants, registry: deps.registry, log };
+        const audited = config.audit.enabled;
+        collection = await collect({ ...ctx, audit: audited ? { kind: 'round' } : undefined });
+        if (audited) recordReceived(folder.dir, 'round', round, config, global, collection);
+        if (audited && config.audit.probe) await runProbe(collect, ctx, folder.dir);
       } finally {
         offered.close();
       }

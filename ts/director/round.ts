@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { NatsConnection } from 'nats';
 import type { ExperimentConfig } from '../core/config/experiment.ts';
 import type { Logger } from '../core/log.ts';
-import { ResultAckSchema, TaskAckSchema, TrainResultSchema, TrainTaskSchema, type BlobRef, type TrainResult } from '../core/messages.ts';
+import { ResultAckSchema, TaskAckSchema, TrainResultSchema, TrainTaskSchema, type BlobRef, type TrainResult, type TrainTask } from '../core/messages.ts';
 import { progress } from '../core/progress.ts';
 import { subjects } from '../core/subjects.ts';
 import { fetchBlob } from '../core/transport/blobs.ts';
@@ -26,6 +26,8 @@ export interface RoundContext {
   participants: string[];
   registry: EnvoyRegistry;
   log: Logger;
+  /** Set on audited rounds: the envoys record which images they trained on (core/audit.ts). */
+  audit?: TrainTask['audit'];
 }
 
 export interface Dropout { envoy: string; reason: string }
@@ -90,7 +92,7 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
       const taskId = pending.get(envoy)!;
       const task = {
         experiment: config.name, run_id: runId, round, task_id: taskId, model: config.model, training: config.training,
-        weights: ctx.globalWeights, result_subject: resultsSubject,
+        weights: ctx.globalWeights, result_subject: resultsSubject, audit: ctx.audit,
       };
       try {
         for (;;) {

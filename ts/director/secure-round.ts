@@ -192,7 +192,7 @@ class SecureSession {
     const { ctx, plan } = this;
     const task = {
       experiment: ctx.config.name, run_id: ctx.runId, round: ctx.round, task_id: this.taskIds.get(envoy)!, model: ctx.config.model,
-      training: ctx.config.training, weights: ctx.globalWeights, result_subject: subjects.results(ctx.federation, ctx.config.name, ctx.runId),
+      training: ctx.config.training, audit: ctx.audit, weights: ctx.globalWeights, result_subject: subjects.results(ctx.federation, ctx.config.name, ctx.runId),
       secagg: {
         ...taskParams(plan, envoy), upload_subject: this.uploadSubject,
         stage_timeout_ms: ctx.config.secagg.stage_timeout_seconds * 1000, round_timeout_ms: ctx.config.round_timeout_seconds * 1000,

@@ -10,6 +10,9 @@ import {
   encode, HeartbeatReplySchema, HeartbeatSchema, LeaveSchema, PROTOCOL_VERSION, RegisterReplySchema, RegisterSchema,
   ResultAckSchema, SecAggDeliverySchema, TaskAckSchema, TrainResultSchema, TrainTaskSchema, type TrainResult, type TrainTask,
 } from '../core/messages.ts';
+import { truthPath, writeAuditTruth } from '../core/audit.ts';
+import { subset } from '../core/data/dataset.ts';
+import { pruneUpdate } from '../core/defenses/pruning.ts';
 import { loadNative } from '../core/secagg/native.ts';
 import { buildModel, type LayersModel } from '../core/model.ts';
 import { progress, type Progress } from '../core/progress.ts';
@@ -168,8 +171,9 @@ export class Envoy {
     });
     bar?.stop();
     const valLocal = this.shard.val ? evaluate(model, this.shard.val) : undefined;
-    const delta = difference(readWeights(model), global);
+    const delta = this.defend(difference(readWeights(model), global), task, log);
     log.info(`trained ${trained.steps} steps on ${trained.examples} examples in ${trained.seconds.toFixed(1)} s, loss ${trained.meanLoss.toFixed(4)}`);
+    if (task.audit) this.recordAuditTruth(task, trained.trainedIndices, log);
     const result: TrainResult = {
       experiment: task.experiment, run_id: task.run_id, round: task.round, task_id: task.task_id, envoy: this.name,
       ok: true, examples: trained.examples,
@@ -177,6 +181,26 @@ export class Envoy {
       val_global: valGlobal, val_local: valLocal,
     };
     return { delta, result };
+  }
+
+  /** Defenses applied to the update itself, after training and before it leaves this process. */
+  private defend(delta: FlatWeights, task: TrainTask, log: Logger): FlatWeights {
+    if (!task.training.pruning.enabled) return delta;
+    const pruned = pruneUpdate(delta, task.training.pruning.keep_fraction);
+    log.debug(`pruning kept ${pruned.report.kept} of ${pruned.report.total} update entries`);
+    return pruned.update;
+  }
+
+  /** Auditing: which images this update was trained on, written here and never sent. */
+  private recordAuditTruth(task: TrainTask, indices: number[], log: Logger): void {
+    const kind = task.audit!.kind;
+    const path = truthPath(this.config.audit_dir, this.config.federation, task.experiment, this.name, task.round, kind);
+    const trained = subset(this.shard.train, indices);
+    writeAuditTruth(path, {
+      envoy: this.name, experiment: task.experiment, round: task.round, kind, indices,
+      labels: trained.labels, images: trained.images, sampleShape: trained.sampleShape,
+    });
+    log.debug(`audit: recorded the ${indices.length} trained image(s) in ${path}`);
   }
 
   /** The director acknowledges once it has fetched the update; until then the update stays offered. */

@@ -1,5 +1,5 @@
 import { EnvoySchema, type EnvoyConfig } from '../core/config/envoy.ts';
-import { loadConfigFile } from '../core/config/load.ts';
+import { loadConfigFile, resolveFrom } from '../core/config/load.ts';
 import { resolveSourcePaths } from '../core/data/load.ts';
 import { Envoy } from './envoy.ts';
 import { loadShard } from './shard.ts';
@@ -9,6 +9,7 @@ export function loadEnvoyConfig(path: string): EnvoyConfig {
   const shard = config.shard;
   return {
     ...config,
+    audit_dir: resolveFrom(path, config.audit_dir),
     shard: { ...shard, train: resolveSourcePaths(shard.train, path), val: shard.val && resolveSourcePaths(shard.val, path) },
   };
 }

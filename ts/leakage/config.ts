@@ -23,6 +23,9 @@ export const LeakageConfigSchema = z.object({
   local_learning_rate: z.number().positive().default(1e-3).describe('multistep: the envoy\'s learning rate'),
   sent: z.string().optional().describe('weights file the director sent (weights.ts msgpack); with received: attack the saved update'),
   received: z.string().optional().describe('weights file the envoy returned'),
+  record: z.string().optional().describe("an audit round folder (<run>/audit/round-0001[-probe]): attack what the director received there"),
+  envoy: z.string().optional().describe('with record: whose update to attack (under secure aggregation: the aggregate it is in)'),
+  truth: z.array(z.string()).default([]).describe("with record: the envoys' audit truth files (their trained images), for scoring only"),
   out: z.string().default('leakage-out').describe('directory for the PNG grid and JSON summary'),
 }).strict();
 export type LeakageConfig = z.infer<typeof LeakageConfigSchema>;

@@ -6,17 +6,17 @@
  * Two sources of the observation:
  *  - simulated: the victim's gradient (or K-step update) is computed here from the true images — the
  *    reference setting of the papers and the issue's strength targets;
- *  - saved: the weights the director sent and the weights the envoy returned (weights.ts msgpack files);
- *    the multi-step attack runs on their difference.
+ *  - saved: the weights the director sent and the update it received (an audit record, or a pair of
+ *    weights files); the multi-step attack runs on the update, gradient attacks on -update / (η K).
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../core/tf.ts';
 import { buildModel, type LayersModel } from '../core/model.ts';
 import { applyTorchDefaultInit } from './reference-init.ts';
 import type { ModelSpec } from '../core/config/experiment.ts';
-import { decodeWeights, sizeOf, type FlatWeights } from '../core/weights.ts';
+import { sizeOf, type FlatWeights } from '../core/weights.ts';
 import { type BnMode, type ConvNetParams, disposeParams, paramsFromNamed, paramsOfModel, trainableNames } from './functional-model.ts';
 import { type AttackSetting, observeGradients } from './attacks/common.ts';
 import { biasGradient, meanPrediction, recoverLabels } from './attacks/idlg.ts';
@@ -48,8 +48,16 @@ export interface LeakageRunConfig {
   seed: number;
   localSteps: number;
   localLearningRate: number;
-  /** Saved weights (sent, received): the multi-step attack runs on their difference instead of a simulation. */
-  saved?: { sent: string; received: string };
+  /** The envoy's optimizer, simulated by the multi-step attack (default plain SGD). */
+  localOptimizer?: 'sgd' | 'adam';
+  localMomentum?: number;
+  /** The model under attack when it is not an untrained one (e.g. a checkpoint after one federated round). */
+  weights?: FlatWeights;
+  /**
+   * A real observation instead of a simulated one: the weights the director sent and the update it received
+   * (an audit record, or saved files). Every batch of victim images is then scored against this one update.
+   */
+  saved?: { sent: FlatWeights; delta: FlatWeights };
   outDir?: string;
   log?: (line: string) => void;
 }
@@ -64,7 +72,7 @@ export interface LeakageRunResult extends ScoreSummary {
 export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult> {
   const shape: [number, number, number] = [c.model.input_size[0], c.model.input_size[1], c.model.channels];
   const pixels = sizeOf(shape);
-  const params = c.saved ? paramsFromFile(c.saved.sent) : paramsOfModel(untrainedModel(c));
+  const params = c.saved ? paramsFromFlat(c.saved.sent) : c.weights ? paramsFromFlat(c.weights) : paramsOfModel(untrainedModel(c));
   const s: AttackSetting = { params, mode: c.bnMode, imageShape: shape, batch: c.batch, numClasses: c.model.num_classes };
   const truths = split(c.images, pixels);
   const floorMean = meanImage(c.floorImages, pixels);
@@ -104,8 +112,12 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
  * the mean gradient (exactly for K = 1), so it is turned back into one: the sign matters even for one image.
  */
 function gradientEstimate(c: LeakageRunConfig, bias: Float32Array): Float32Array {
-  const isUpdate = c.saved !== undefined || c.attack === 'multistep';
-  return isUpdate ? bias.map((v) => -v / (c.localLearningRate * c.localSteps)) : bias;
+  // Only the multi-step attack observes an update; the others get one already turned into a gradient.
+  return c.attack === 'multistep' ? bias.map((v) => -v / (c.localLearningRate * c.localSteps)) : bias;
+}
+
+function localSteps(c: LeakageRunConfig) {
+  return { steps: c.localSteps, learningRate: c.localLearningRate, optimizer: c.localOptimizer, momentum: c.localMomentum };
 }
 
 function untrainedModel(c: LeakageRunConfig): LayersModel {
@@ -115,8 +127,14 @@ function untrainedModel(c: LeakageRunConfig): LayersModel {
 }
 
 function observe(c: LeakageRunConfig, s: AttackSetting, images: Float32Array, labels: Int32Array): TF.Tensor[] {
-  if (c.saved) return updateFromFiles(c.saved.sent, c.saved.received);
-  if (c.attack === 'multistep') return observeUpdate(s, images, labels, { steps: c.localSteps, learningRate: c.localLearningRate });
+  if (c.saved) {
+    const update = trainableUpdate(c.saved.delta);
+    if (c.attack === 'multistep') return update;
+    // Gradient attacks on an update: K SGD steps moved the weights by about -η K times the gradient.
+    const scale = -1 / (c.localLearningRate * c.localSteps);
+    return update.map((t) => { const g = tf.mul(t, scale); t.dispose(); return g; });
+  }
+  if (c.attack === 'multistep') return observeUpdate(s, images, labels, localSteps(c));
   return observeGradients(s, images, labels);
 }
 
@@ -127,17 +145,13 @@ function attack(c: LeakageRunConfig, s: AttackSetting, observed: TF.Tensor[], la
     case 'dlg': return dlg(s, observed, labels, { optimizer: 'lbfgs', iterations: c.iterations, seed });
     case 'dlg-adam': return dlg(s, observed, labels, { optimizer: 'adam', iterations: c.iterations, learningRate: c.learningRate, seed });
     case 'ig': return invertingGradients(s, observed, labels, ig);
-    case 'multistep': return multiStepAttack(s, observed, labels, { steps: c.localSteps, learningRate: c.localLearningRate }, ig);
+    case 'multistep': return multiStepAttack(s, observed, labels, localSteps(c), ig);
   }
 }
 
 function countMatches(recovered: Int32Array, truth: Int32Array): number {
   const sorted = [...truth].sort((a, b) => a - b);
   return [...recovered].filter((v, i) => v === sorted[i]).length;
-}
-
-function readFlat(path: string): FlatWeights {
-  return decodeWeights(readFileSync(path));
 }
 
 function tensorsOf(w: FlatWeights): TF.Tensor[] {
@@ -150,22 +164,19 @@ function tensorsOf(w: FlatWeights): TF.Tensor[] {
   });
 }
 
-function paramsFromFile(path: string): ConvNetParams {
-  const w = readFlat(path);
+function paramsFromFlat(w: FlatWeights): ConvNetParams {
   return paramsFromNamed(w.manifest.map((t) => t.name), tensorsOf(w));
 }
 
-/** received - sent for the trainable weights, in the attack's order. */
-function updateFromFiles(sentPath: string, receivedPath: string): TF.Tensor[] {
-  const [sent, received] = [readFlat(sentPath), readFlat(receivedPath)];
-  const index = (w: FlatWeights, name: string) => {
-    const i = w.manifest.findIndex((t) => t.name === name);
-    if (i < 0) throw new Error(`weights file lacks ${name}`);
-    return i;
-  };
-  const [ts, tr] = [tensorsOf(sent), tensorsOf(received)];
-  const update = trainableNames().map((name) => tf.sub(tr[index(received, name)], ts[index(sent, name)]));
-  tf.dispose([...ts, ...tr]);
+/** The trainable tensors of an update (received - sent), in the attack's order. */
+function trainableUpdate(delta: FlatWeights): TF.Tensor[] {
+  const tensors = tensorsOf(delta);
+  const update = trainableNames().map((name) => {
+    const i = delta.manifest.findIndex((t) => t.name === name);
+    if (i < 0) throw new Error(`the update lacks ${name}`);
+    return tensors[i];
+  });
+  tf.dispose(tensors.filter((t) => !update.includes(t)));
   return update;
 }
 
@@ -173,6 +184,6 @@ async function writeOutputs(c: LeakageRunConfig, result: LeakageRunResult, truth
   mkdirSync(c.outDir!, { recursive: true });
   await writeGrid(join(c.outDir!, `${c.attack}-grid.png`), [truth, recon], shape);
   const { images, ...rest } = result;
-  const settings = { ...c, images: undefined, labels: undefined, floorImages: undefined, log: undefined };
+  const settings = { ...c, images: undefined, labels: undefined, floorImages: undefined, log: undefined, weights: undefined, saved: undefined };
   writeFileSync(join(c.outDir!, `${c.attack}-summary.json`), JSON.stringify({ ...rest, settings, images }, null, 2) + '\n');
 }

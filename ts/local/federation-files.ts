@@ -20,7 +20,7 @@ export interface LocalFederationSpec {
   experiment: Record<string, unknown>;
 }
 
-export interface LocalFederationFiles { director: string; envoys: string[]; experiment: string; workspace: string }
+export interface LocalFederationFiles { director: string; envoys: string[]; experiment: string; workspace: string; envoyAudit: string }
 
 export function writeFederationFiles(spec: LocalFederationSpec): LocalFederationFiles {
   const configs = join(spec.dir, 'configs');
@@ -51,7 +51,8 @@ export function writeFederationFiles(spec: LocalFederationSpec): LocalFederation
       partition: { ...partition, num_shards: spec.envoys.length, index },
     },
     heartbeat,
+    audit_dir: join(spec.dir, 'envoy-audit', name),
   }));
   const experiment = write('experiment.yaml', spec.experiment);
-  return { director, envoys, experiment, workspace: join(spec.dir, 'workspace') };
+  return { director, envoys, experiment, workspace: join(spec.dir, 'workspace'), envoyAudit: join(spec.dir, 'envoy-audit') };
 }

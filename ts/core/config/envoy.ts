@@ -17,5 +17,7 @@ export const EnvoySchema = z.object({
   nats: NatsSchema.default({}),
   shard: ShardSchema,
   heartbeat: HeartbeatSchema.default({}),
+  audit_dir: z.string().default('envoy-audit')
+    .describe('where audited tasks record the images they trained on (ground truth for the leakage lab; never sent)'),
 }).strict();
 export type EnvoyConfig = z.infer<typeof EnvoySchema>;

@@ -1,0 +1,58 @@
+/**
+ * The attack on an audit record: what the director received in one round (core/audit.ts), attacked with
+ * only what the director knows (the weights it sent, the experiment's model and training settings), and
+ * scored against the images the envoy recorded on its own side.
+ */
+import { readAuditRecord, readAuditTruth, readAuditWeights, updateOf, type AuditRecord, type AuditTruth } from '../core/audit.ts';
+import type { LeakageRunConfig } from './run.ts';
+
+export type AttackSettings = Pick<LeakageRunConfig, 'attack' | 'iterations' | 'restarts' | 'learningRate' | 'tvWeight' | 'seed'>;
+
+export function auditedRunConfig(recordDir: string, envoy: string, truthPaths: string[], attack: AttackSettings): Omit<LeakageRunConfig, 'floorImages'> {
+  const record = readAuditRecord(recordDir);
+  const update = updateOf(record, envoy);
+  const truths = matchingTruths(record, update.envoys, truthPaths.map(readAuditTruth));
+  const perEnvoy = truths[0].labels.length;
+  const { training } = record;
+  if (training.optimizer === 'adadelta') throw new Error('the attack cannot simulate adadelta; audit with sgd or adam');
+  if (training.batch_size < perEnvoy) {
+    throw new Error(`each envoy trained on ${perEnvoy} images in batches of ${training.batch_size}: the attack simulates full-batch ` +
+      'steps only (set training.examples_per_round <= batch_size in the audited experiment or its probe)');
+  }
+  return {
+    ...attack,
+    model: record.model,
+    bnMode: 'train', // envoys train with batch statistics
+    images: concat(truths.map((t) => t.images)),
+    labels: Int32Array.from(truths.flatMap((t) => [...t.labels])),
+    batch: truths.reduce((n, t) => n + t.labels.length, 0),
+    localSteps: Math.max(1, Math.round(training.local_epochs)), // one full-batch step per epoch
+    localLearningRate: training.learning_rate,
+    localOptimizer: training.optimizer,
+    localMomentum: training.optimizer === 'sgd' ? training.momentum : undefined,
+    saved: { sent: readAuditWeights(recordDir, record.sent), delta: readAuditWeights(recordDir, update.file) },
+  };
+}
+
+/** The truth files of exactly the envoys in this update, from this round; anything else is an error. */
+function matchingTruths(record: AuditRecord, envoys: string[], truths: AuditTruth[]): AuditTruth[] {
+  const where = `round ${record.round + 1} (${record.kind}) of ${record.experiment}`;
+  const found = envoys.map((envoy) => {
+    const t = truths.find((x) => x.envoy === envoy);
+    if (!t) throw new Error(`no audit truth for ${envoy} among the files given; the update of ${where} comes from ${envoys.join(', ')}`);
+    if (t.round !== record.round || t.kind !== record.kind || t.experiment !== record.experiment) {
+      throw new Error(`the audit truth of ${envoy} is from round ${t.round + 1} (${t.kind}) of ${t.experiment}, not ${where}`);
+    }
+    return t;
+  });
+  const sizes = new Set(found.map((t) => t.labels.length));
+  if (sizes.size > 1) throw new Error(`the envoys in ${where} trained on different numbers of images (${[...sizes].join(', ')})`);
+  return found;
+}
+
+function concat(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) { out.set(p, offset); offset += p.length; }
+  return out;
+}
