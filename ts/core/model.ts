@@ -7,6 +7,7 @@
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from './tf.ts';
 import type { ModelSpec } from './config/experiment.ts';
+import { precodePlugin } from './defenses/precode.ts';
 
 export type LayersModel = TF.LayersModel;
 
@@ -15,6 +16,10 @@ export interface ModelPlugins {
   beforeClassifier?: (seed: number) => TF.layers.Layer[];
 }
 
+/**
+ * The model a spec describes. `spec.precode.enabled` inserts PRECODE before the classifier, ahead of any
+ * layers from `plugins`; a spec without `precode` (built by hand in older code) means no PRECODE.
+ */
 export function buildModel(spec: ModelSpec, plugins: ModelPlugins = {}): LayersModel {
   if (spec.architecture !== 'convnet_bn') throw new Error(`unknown model architecture '${spec.architecture}'`);
   const [height, width] = spec.input_size;
@@ -32,6 +37,8 @@ export function buildModel(spec: ModelSpec, plugins: ModelPlugins = {}): LayersM
   });
   model.add(tf.layers.maxPooling2d({ poolSize: 3, strides: 3, name: 'pool' }));
   model.add(tf.layers.flatten({ name: 'flatten' }));
+  // PRECODE draws its two kernels from seedOf(11) and seedOf(11) + 1; other plugins keep seedOf(10).
+  if (spec.precode?.enabled) for (const layer of precodePlugin(spec.precode).beforeClassifier!(seedOf(11))) model.add(layer);
   for (const layer of plugins.beforeClassifier?.(seedOf(10)) ?? []) model.add(layer);
   model.add(tf.layers.dense({
     units: spec.num_classes, name: 'classifier',
