@@ -105,3 +105,21 @@ test('the functional ConvNetBN gives the layers model outputs, and the same seco
   const scale = Math.max(...viaLayers.map(Math.abs));
   t.true(viaLayers.every((v, i) => Math.abs(v - viaFunctional[i]) < 1e-3 * scale));
 });
+
+test('gradient-matching loss through PRECODE (sampled code, KL term) differentiates w.r.t. the input, matching finite differences', (t) => {
+  // What an adaptive attack on a PRECODE model optimizes: the envoy's gradient includes beta·KL, and the
+  // sampled code is replayed with known noise (the attacker's default, the mean code, is the smoother case).
+  const spec = ModelSpecSchema.parse({ width: 3, seed: 4, input_size: [12, 12], precode: { enabled: true, code_size: 8, beta: 0.1 } });
+  const base = paramsOfModel(buildModel(spec));
+  t.truthy(base.precode);
+  const p = { ...base, precodeTraining: { beta: 0.1, noise: rand([2, 8], 17) as TF.Tensor2D } };
+  const labels = tf.oneHot(tf.tensor1d([0, 1], 'int32'), 2).cast('float32') as TF.Tensor2D;
+  const target = weightGradients(p, tf.randomUniform([2, 12, 12, 1], 0, 1, 'float32', 18) as TF.Tensor4D, labels, 'train');
+  const loss = (d: TF.Tensor) => tf.addN(weightGradients(p, d as TF.Tensor4D, labels, 'train')
+    .map((g, i) => tf.sum(tf.square(tf.sub(g, target[i]))))) as TF.Scalar;
+  const dummy = tf.randomUniform([2, 12, 12, 1], 0, 1, 'float32', 19);
+  const v = rand(dummy.shape, 20);
+  // Piecewise smooth (max-pool, ReLU), as in the plain ConvNetBN test above.
+  const tries = [1e-4, 3e-5, 1e-5].map((eps) => directional(loss, dummy, v, eps));
+  t.true(tries.some(({ fd, exact }) => Math.abs(fd - exact) <= 0.01 * Math.abs(exact)), tries.map(({ fd, exact }) => `fd ${fd} vs ${exact}`).join('; '));
+});

@@ -2,11 +2,13 @@
  * ConvNetBN's forward pass as a pure function of its weight tensors. The attacker needs the model's
  * gradient w.r.t. its weights as a differentiable function of the (dummy) input, and for the multi-step
  * attack also of weights that change during the simulated local steps: a layers model holds its weights in
- * variables, which neither allows. Checked in tests to give the layers model's outputs exactly.
+ * variables, which neither allows. Checked in tests to give the layers model's outputs exactly, with and
+ * without the PRECODE bottleneck (so adaptive attacks can attack through that defense).
  */
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../core/tf.ts';
 import type { LayersModel } from '../core/model.ts';
+import { decode, encodeStats, klDivergence, PRECODE_WEIGHT_NAMES, reparameterize } from '../core/defenses/precode.ts';
 import './second-order.ts';
 
 /** Keras' BatchNormalization default, which tfjs-layers uses. */
@@ -22,6 +24,29 @@ export interface ConvNetParams {
   movingVars: TF.Tensor1D[];
   denseKernel: TF.Tensor2D;
   denseBias: TF.Tensor1D;
+  /** The PRECODE bottleneck's weights, when the model has one (ts/core/defenses/precode.ts). */
+  precode?: PrecodeParams;
+  /** How the attacker models the envoy's PRECODE training pass; absent: the mean code and no KL term. */
+  precodeTraining?: PrecodeTraining;
+}
+
+export interface PrecodeParams {
+  encoderKernel: TF.Tensor2D;
+  encoderBias: TF.Tensor1D;
+  decoderKernel: TF.Tensor2D;
+  decoderBias: TF.Tensor1D;
+}
+
+/**
+ * The envoy's PRECODE layer samples z = mu + std·eps with private noise eps and adds beta·KL to its loss.
+ * An attacker knows beta (it is in the experiment config) but not eps, so by default it uses the mean
+ * code; `noise` ([batch, K]) replays a known draw (tests, or an attacker that guesses or optimizes eps).
+ * The noise applies in 'train' mode only, as the layer samples only when training; the KL term enters
+ * weightGradients in both modes whenever beta > 0 (in this lab the mode only chooses batch-norm statistics).
+ */
+export interface PrecodeTraining {
+  beta: number;
+  noise?: TF.Tensor2D;
 }
 
 /** 'train' normalizes with the batch's statistics (as the envoy trains); 'eval' with the moving ones. */
@@ -33,8 +58,8 @@ export type BnMode = 'train' | 'eval';
  */
 export function paramsFromNamed(names: string[], tensors: TF.Tensor[]): ConvNetParams {
   const byName = new Map(names.map((n, i) => [n, tensors[i]]));
-  const extra = names.filter((n) => !/^(conv\d|bn\d|classifier)\//.test(n));
-  if (extra.length) throw new Error(`not a plain ConvNetBN (extra weights: ${extra.join(', ')}); defenses' layers are not supported yet`);
+  const extra = names.filter((n) => !/^(conv\d|bn\d|classifier)\//.test(n) && !PRECODE_WEIGHT_NAMES.includes(n));
+  if (extra.length) throw new Error(`not a ConvNetBN (unknown weights: ${extra.join(', ')}); of the defenses' layers only PRECODE is supported`);
   const get = (n: string) => {
     const t = byName.get(n);
     if (!t) throw new Error(`ConvNetBN weight ${n} missing (have: ${names.join(', ')})`);
@@ -49,6 +74,15 @@ export function paramsFromNamed(names: string[], tensors: TF.Tensor[]): ConvNetP
     movingVars: blocks.map((b) => get(`bn${b}/moving_variance`) as TF.Tensor1D),
     denseKernel: get('classifier/kernel') as TF.Tensor2D,
     denseBias: get('classifier/bias') as TF.Tensor1D,
+    ...(names.some((n) => n.startsWith('precode/')) ? { precode: precodeFromNamed(get) } : {}),
+  };
+}
+
+function precodeFromNamed(get: (name: string) => TF.Tensor): PrecodeParams {
+  const [encoderKernel, encoderBias, decoderKernel, decoderBias] = PRECODE_WEIGHT_NAMES.map(get);
+  return {
+    encoderKernel: encoderKernel as TF.Tensor2D, encoderBias: encoderBias as TF.Tensor1D,
+    decoderKernel: decoderKernel as TF.Tensor2D, decoderBias: decoderBias as TF.Tensor1D,
   };
 }
 
@@ -57,31 +91,51 @@ export function paramsOfModel(model: LayersModel): ConvNetParams {
   return paramsFromNamed(model.weights.map((w) => w.originalName), model.weights.map((w) => w.read().clone()));
 }
 
-/** Names of the trainable tensors in trainableOf's order. */
-export function trainableNames(blocks = CONV_BLOCKS): string[] {
+/**
+ * Names of the trainable tensors in trainableOf's order, which is model.trainableWeights' order: the conv
+ * blocks, then PRECODE's four (if `precode`), then the classifier.
+ */
+export function trainableNames(blocks = CONV_BLOCKS, options: { precode?: boolean } = {}): string[] {
   const conv = [...Array(blocks).keys()].flatMap((b) => [`conv${b}/kernel`, `bn${b}/gamma`, `bn${b}/beta`]);
-  return [...conv, 'classifier/kernel', 'classifier/bias'];
+  return [...conv, ...(options.precode ? PRECODE_WEIGHT_NAMES : []), 'classifier/kernel', 'classifier/bias'];
+}
+
+/** trainableNames for these parameters (with PRECODE's names if they include it). */
+export function trainableNamesOf(p: ConvNetParams): string[] {
+  return trainableNames(p.convs.length, { precode: p.precode !== undefined });
 }
 
 export function trainableOf(p: ConvNetParams): TF.Tensor[] {
   const blocks = p.convs.flatMap((c, i) => [c, p.gammas[i], p.betas[i]]);
-  return [...blocks, p.denseKernel, p.denseBias];
+  const pre = p.precode;
+  const precode = pre ? [pre.encoderKernel, pre.encoderBias, pre.decoderKernel, pre.decoderBias] : [];
+  return [...blocks, ...precode, p.denseKernel, p.denseBias];
 }
 
 export function withTrainable(p: ConvNetParams, trainable: TF.Tensor[]): ConvNetParams {
   const blocks = p.convs.map((_, i) => i);
+  const at = (i: number) => trainable[3 * p.convs.length + i];
+  const precodeCount = p.precode ? 4 : 0;
   return {
     ...p,
     convs: blocks.map((i) => trainable[3 * i] as TF.Tensor4D),
     gammas: blocks.map((i) => trainable[3 * i + 1] as TF.Tensor1D),
     betas: blocks.map((i) => trainable[3 * i + 2] as TF.Tensor1D),
-    denseKernel: trainable[3 * CONV_BLOCKS] as TF.Tensor2D,
-    denseBias: trainable[3 * CONV_BLOCKS + 1] as TF.Tensor1D,
+    ...(p.precode ? {
+      precode: {
+        encoderKernel: at(0) as TF.Tensor2D, encoderBias: at(1) as TF.Tensor1D,
+        decoderKernel: at(2) as TF.Tensor2D, decoderBias: at(3) as TF.Tensor1D,
+      },
+    } : {}),
+    denseKernel: at(precodeCount) as TF.Tensor2D,
+    denseBias: at(precodeCount + 1) as TF.Tensor1D,
   };
 }
 
+/** Disposes the weights; precodeTraining.noise belongs to whoever supplied it. */
 export function disposeParams(p: ConvNetParams): void {
   tf.dispose([...p.convs, ...p.gammas, ...p.betas, ...p.movingMeans, ...p.movingVars, p.denseKernel, p.denseBias]);
+  if (p.precode) tf.dispose(Object.values(p.precode));
 }
 
 /**
@@ -97,13 +151,26 @@ function batchNorm(h: TF.Tensor4D, p: ConvNetParams, i: number, mode: BnMode): T
 }
 
 export function forward(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode): TF.Tensor2D {
+  return forwardWithKl(p, x, mode).logits;
+}
+
+/** The logits and, with PRECODE, the KL (bits) of its code as the layer computes it (else undefined). */
+export function forwardWithKl(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode): { logits: TF.Tensor2D; kl?: TF.Scalar } {
   let h: TF.Tensor4D = x;
   for (let i = 0; i < p.convs.length; i++) {
     h = tf.relu(batchNorm(tf.conv2d(h, p.convs[i], 1, 'same'), p, i, mode));
   }
   h = tf.maxPool(h, 3, 3, 'valid');
-  const flat = tf.reshape(h, [h.shape[0], -1]) as TF.Tensor2D;
-  return tf.add(tf.matMul(flat, p.denseKernel), p.denseBias);
+  let flat = tf.reshape(h, [h.shape[0], -1]) as TF.Tensor2D;
+  let kl: TF.Scalar | undefined;
+  if (p.precode) ({ features: flat, kl } = precodeForward(p.precode, p.precodeTraining, flat, mode));
+  return { logits: tf.add(tf.matMul(flat, p.denseKernel), p.denseBias), kl };
+}
+
+function precodeForward(w: PrecodeParams, training: PrecodeTraining | undefined, x: TF.Tensor2D, mode: BnMode): { features: TF.Tensor2D; kl: TF.Scalar } {
+  const stats = encodeStats(x, w.encoderKernel, w.encoderBias);
+  const z = mode === 'train' && training?.noise ? reparameterize(stats, training.noise) : stats.mu;
+  return { features: decode(z, w.decoderKernel, w.decoderBias), kl: klDivergence(stats) };
 }
 
 /**
@@ -116,8 +183,16 @@ export function crossEntropy(logits: TF.Tensor2D, labels: TF.Tensor2D): TF.Scala
   return tf.neg(tf.mean(tf.sum(tf.mul(labels, logProbs), 1))) as TF.Scalar;
 }
 
-/** The envoy's gradient: d(cross-entropy)/d(trainable weights), differentiable w.r.t. x (and labels). */
+/**
+ * The envoy's gradient: d(loss)/d(trainable weights), differentiable w.r.t. x (and labels). The loss is the
+ * cross-entropy, plus beta·KL when the parameters carry PRECODE with precodeTraining.beta > 0.
+ */
 export function weightGradients(p: ConvNetParams, x: TF.Tensor4D, labels: TF.Tensor2D, mode: BnMode): TF.Tensor[] {
   const trainable = trainableOf(p);
-  return tf.grads((...w: TF.Tensor[]) => crossEntropy(forward(withTrainable(p, w), x, mode), labels))(trainable);
+  const beta = p.precodeTraining?.beta ?? 0;
+  return tf.grads((...w: TF.Tensor[]) => {
+    const { logits, kl } = forwardWithKl(withTrainable(p, w), x, mode);
+    const ce = crossEntropy(logits, labels);
+    return kl && beta > 0 ? tf.add(ce, tf.mul(kl, beta)) as TF.Scalar : ce;
+  })(trainable);
 }
