@@ -18,7 +18,6 @@ import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
 import { subset } from '../ts/core/data/dataset.ts';
 import { buildModel } from '../ts/core/model.ts';
 import { readWeights } from '../ts/core/weights.ts';
-import { applyTorchDefaultInit } from '../ts/leakage/reference-init.ts';
 import { runLeakage, type AttackName, type LeakageRunResult } from '../ts/leakage/run.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -33,13 +32,13 @@ const settings = {
   width: 32, init: 'torch' as const, bnMode: 'eval' as const, tvWeight: 1e-4, learningRate: 0.1, seed: 0,
 };
 
-const model = ModelSpecSchema.parse({ width: settings.width, seed: 0 });
+const model = ModelSpecSchema.parse({ width: settings.width, seed: 0, init: settings.init });
 const victims = subset(loadPneumoniaMnist(DATA, 'test'), [...Array(settings.images).keys()]);
 const train = loadPneumoniaMnist(DATA, 'train');
 
 async function attack(name: AttackName, iterations: number): Promise<LeakageRunResult> {
   return runLeakage({
-    attack: name, model, init: settings.init, bnMode: settings.bnMode, images: victims.images, labels: victims.labels, batch: 1,
+    attack: name, model, bnMode: settings.bnMode, images: victims.images, labels: victims.labels, batch: 1,
     floorImages: train.images, iterations, restarts: 1, learningRate: settings.learningRate, tvWeight: settings.tvWeight,
     seed: settings.seed, localSteps: 4, localLearningRate: 1e-3, outDir: join(HERE, 'results', 'leakage'),
     log: (line) => console.log(line),
@@ -52,7 +51,6 @@ function torchIg(iterations: number): { psnr: number[]; iterations_per_second: n
   if (process.argv.includes('--no-torch') || !existsSync(python)) return null;
   // The very weights the TS attacks ran on (runLeakage builds them the same way from the same seed).
   const untrained = buildModel(model);
-  if (settings.init === 'torch') applyTorchDefaultInit(untrained, model.seed);
   const w = readWeights(untrained);
   let offset = 0;
   const weights = w.manifest.map((t) => {

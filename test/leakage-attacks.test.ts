@@ -66,7 +66,7 @@ test('batch label recovery gets the label counts of batches of 4 (train-mode bat
 const victims = (n: number) => ({ images: testSet.images.slice(0, n * 784), labels: testSet.labels.slice(0, n) });
 const trainMean = loadPneumoniaMnist(PNEUMONIAMNIST, 'train', 500).images;
 const runConfig = (attack: AttackName, extra: Partial<LeakageRunConfig> = {}): LeakageRunConfig => ({
-  attack, model: ModelSpecSchema.parse({ width: 32, seed: 1 }), init: 'torch', bnMode: 'eval', ...victims(1), batch: 1,
+  attack, model: ModelSpecSchema.parse({ width: 32, seed: 1, init: 'torch' }), bnMode: 'eval', ...victims(1), batch: 1,
   floorImages: trainMean, iterations: 100, restarts: 1, learningRate: 0.1, tvWeight: 1e-4, seed: 0, localSteps: 2,
   localLearningRate: 0.01, ...extra,
 });
@@ -106,7 +106,7 @@ test('a saved update (weights sent, weights returned) is what the multi-step att
   }
   t.true(names.includes('classifier/bias'));
   const result = await runLeakage({
-    ...runConfig('multistep', { model: ModelSpecSchema.parse({ width: 4, seed: 2 }), init: 'project', iterations: 5 }),
+    ...runConfig('multistep', { model: ModelSpecSchema.parse({ width: 4, seed: 2 }), iterations: 5 }),
     saved: { sent, delta },
   });
   // Plumbing, not strength: the label read off the saved update is right, and scoring ran.

@@ -137,7 +137,7 @@ test('buildModel inserts PRECODE before the classifier, with its weights named a
 
 test('a PRECODE model restores from a weights checkpoint and from its saved topology with identical inference', async (t) => {
   const model = buildModel(spec());
-  await trainLocal(model, train, { config: TrainingSchema.parse({ batch_size: 50, local_epochs: 0.25 }), extraLoss: precodeLossOf(model) });
+  await trainLocal(model, train, { config: TrainingSchema.parse({ batch_size: 50, local_epochs: 0.25 }) });
   const x = images(8);
   const want = (model.apply(x, { training: false }) as TF.Tensor).dataSync();
   // Checkpoint path (director's checkpoints, envoy updates): flat weights through msgpack into a fresh model.
@@ -157,7 +157,7 @@ test('the KL term pulls the code towards N(0, I): beta > 0 trains the encoder di
   const run = async (beta: number) => {
     const model = buildModel(spec({ beta }));
     seedPrecodeNoise(model, 11);
-    await trainLocal(model, train, { config: TrainingSchema.parse({ learning_rate: 0.003, batch_size: 50, local_epochs: 1 }), extraLoss: precodeLossOf(model) });
+    await trainLocal(model, train, { config: TrainingSchema.parse({ learning_rate: 0.003, batch_size: 50, local_epochs: 1 }) });
     seedPrecodeNoise(model, 12);
     const kl = tf.tidy(() => {
       model.apply(images(64), { training: true });
@@ -174,7 +174,7 @@ test('the KL term pulls the code towards N(0, I): beta > 0 trains the encoder di
 test('ConvNetBN with PRECODE learns pneumonia from X-rays (validation ROC-AUC well above chance)', async (t) => {
   const model = buildModel(spec({ code_size: 256, beta: 1e-3 }));
   seedPrecodeNoise(model, 1);
-  const result = await trainLocal(model, train, { config: TrainingSchema.parse({ learning_rate: 0.003, batch_size: 32, local_epochs: 3 }), extraLoss: precodeLossOf(model) });
+  const result = await trainLocal(model, train, { config: TrainingSchema.parse({ learning_rate: 0.003, batch_size: 32, local_epochs: 3 }) });
   t.is(result.steps, 39);
   const metrics = evaluate(model, val);
   t.true(metrics.roc_auc > 0.8, `validation ROC-AUC ${metrics.roc_auc}`);

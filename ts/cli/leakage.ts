@@ -18,7 +18,7 @@ export function registerLeakageCommands(program: Command): void {
     .option('--attack <name>', 'dlg | dlg-adam | ig | multistep')
     .option('--width <n>', 'ConvNetBN width', int)
     .option('--model-seed <n>', 'seed of the initial weights', int)
-    .option('--init <kind>', "project | torch: untrained weights' initialization")
+    .option('--init <kind>', "he | torch: the untrained weights' initialization (model.init)")
     .option('--bn-mode <mode>', "train | eval: batch norm as the victim ran it")
     .option('--data <file>', 'PneumoniaMNIST .npz')
     .option('--split <split>', 'train | val | test')
@@ -52,8 +52,9 @@ function mergeFlags(opts: Record<string, unknown>): LeakageConfig {
   const model = { ...base.model };
   if (opts.width !== undefined) model.width = opts.width as number;
   if (opts.modelSeed !== undefined) model.seed = opts.modelSeed as number;
+  if (opts.init !== undefined) model.init = opts.init as typeof model.init;
   const flags: Record<string, unknown> = {
-    attack: opts.attack, init: opts.init, bn_mode: opts.bnMode, data: opts.data, split: opts.split, indices: opts.indices, batch: opts.batch,
+    attack: opts.attack, bn_mode: opts.bnMode, data: opts.data, split: opts.split, indices: opts.indices, batch: opts.batch,
     iterations: opts.iterations, restarts: opts.restarts, learning_rate: opts.lr, tv_weight: opts.tv, seed: opts.seed,
     local_steps: opts.localSteps, local_learning_rate: opts.localLr, sent: opts.sent, received: opts.received, record: opts.record, envoy: opts.envoy, truth: opts.truth, out: opts.out,
   };

@@ -6,6 +6,7 @@
  */
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from './tf.ts';
+import { applyTorchDefaultInit } from './torch-init.ts';
 import type { ModelSpec } from './config/experiment.ts';
 import { precodePlugin } from './defenses/precode.ts';
 
@@ -44,6 +45,7 @@ export function buildModel(spec: ModelSpec, plugins: ModelPlugins = {}): LayersM
     units: spec.num_classes, name: 'classifier',
     kernelInitializer: tf.initializers.glorotUniform({ seed: seedOf(20) }),
   }));
+  if (spec.init === 'torch') applyTorchDefaultInit(model, spec.seed);
   return model;
 }
 

@@ -8,6 +8,7 @@ import type { TrainingConfig } from './config/experiment.ts';
 import type { LayersModel } from './model.ts';
 import { classCounts, pixelsPerSample, size, subset, type ImageDataset } from './data/dataset.ts';
 import { SeededRandom } from './data/rng.ts';
+import { precodeLossOf } from './defenses/precode.ts';
 import { binaryCrossEntropy, classificationMetrics, type ClassificationMetrics } from './metrics.ts';
 
 export interface TrainProgress { step: number; steps: number; loss: number }
@@ -25,7 +26,7 @@ export interface TrainOptions {
   /** Mixed into the shuffling seed so rounds and envoys draw different batch orders. */
   seedSalt?: number;
   onProgress?: (p: TrainProgress) => void;
-  /** Extra loss terms added to the data loss (e.g. a bottleneck's KL divergence). */
+  /** Extra loss terms added to the data loss (the model's own, e.g. PRECODE's KL, are added anyway). */
   extraLoss?: () => TF.Scalar;
 }
 
@@ -59,6 +60,8 @@ export async function trainLocal(model: LayersModel, full: ImageDataset, options
   const trainedIndices = roundSubset(size(full), config.examples_per_round, rng);
   const ds = trainedIndices.length === size(full) ? full : subset(full, trainedIndices);
   const classWeights = config.class_weighting ? inverseFrequencyWeights(ds) : null;
+  // The model's own loss terms (PRECODE's beta * KL) come with it, whoever trains it.
+  const modelLoss = precodeLossOf(model);
   const n = size(ds);
   const stepsPerEpoch = Math.ceil(n / config.batch_size);
   const steps = Math.max(1, Math.round(config.local_epochs * stepsPerEpoch));
@@ -74,6 +77,7 @@ export async function trainLocal(model: LayersModel, full: ImageDataset, options
       const weights = classWeights ? tf.gather(classWeights, y) : undefined;
       let total = tf.losses.softmaxCrossEntropy(onehot, logits, weights) as TF.Scalar;
       if (anchor.length) total = total.add(proximalTerm(model, anchor, config.fedprox_mu));
+      if (modelLoss) total = total.add(modelLoss());
       if (options.extraLoss) total = total.add(options.extraLoss());
       return total as TF.Scalar;
     }), true)!;

@@ -3,9 +3,11 @@
  * PneumoniaMNIST's official test split, three envoys ("hospitals") each with a non-IID share of the
  * training split, and one experiment, all as separate processes talking only through NATS.
  *
- *   npm run federation -- [--rounds 5] [--width 16] [--secagg] [--nats nats://host:4222] [--data path/to/pneumoniamnist.npz]
+ *   npm run federation -- [--rounds 5] [--width 16] [--secagg] [--audit] [--nats nats://host:4222] [--data path/to/pneumoniamnist.npz]
  *
  * --secagg turns on secure aggregation (SecAgg+, native addon): the director learns only the sum of updates.
+ * --audit records what the director receives, adds a probe round (one SGD step on one image per envoy) and
+ *   afterwards attacks hospital-a's probe update of the first and last rounds (Inverting Gradients).
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -28,8 +30,23 @@ const { values: args } = parseArgs({
     data: { type: 'string' },
     out: { type: 'string', default: 'runs' },
     secagg: { type: 'boolean', default: false },
+    audit: { type: 'boolean', default: false },
+    'attack-iterations': { type: 'string', default: '2000' },
   },
 });
+
+/** The attack papers' setting, asked of every envoy each round when auditing: one SGD step on one image. */
+const AUDIT_PROBE = { examples_per_round: 1, batch_size: 1, local_epochs: 1, optimizer: 'sgd', momentum: 0, learning_rate: 0.001 };
+
+/** After an audited run: what an honest-but-curious director could rebuild from hospital-a's probes. */
+async function attackProbes(runDir: string, envoyAudit: string, dataPath: string, rounds: number): Promise<void> {
+  const { attackAuditedProbe } = await import('./audit-attack.ts');
+  console.log('\naudit: Inverting Gradients on what the director received from hospital-a (probe updates)');
+  for (const round of [...new Set([0, rounds - 1])]) {
+    const r = await attackAuditedProbe({ runDir, envoyAudit, federation: 'pneumonia-demo', envoy: 'hospital-a', round, dataPath, iterations: Number(args['attack-iterations']) });
+    console.log(`  round ${round + 1}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(3)} (no-information floor ${r.floorPsnr.toFixed(2)} dB: gap ${(r.psnr - r.floorPsnr).toFixed(2)} dB)  grid: ${r.grid}`);
+  }
+}
 
 function findData(): string {
   const candidates = [args.data, '../shared/data/pneumoniamnist.npz', 'data/pneumoniamnist.npz'].filter(Boolean) as string[];
@@ -60,11 +77,12 @@ async function main(): Promise<void> {
       dir, federation: 'pneumonia-demo', natsUrl, dataPath, envoys: ['hospital-a', 'hospital-b', 'hospital-c'],
       partition: { scheme: 'dirichlet', alpha: 1.0, seed: 7 },
       experiment: {
-        name: args.secagg ? 'pneumonia-fedavg-secagg' : 'pneumonia-fedavg', rounds: Number(args.rounds), min_envoys_to_start: 3,
+        name: `pneumonia-fedavg${args.secagg ? '-secagg' : ''}${args.audit ? '-audit' : ''}`, rounds: Number(args.rounds), min_envoys_to_start: 3,
         model: { width: Number(args.width), input_size: [28, 28], channels: 1, seed: 1 },
         training: { optimizer: 'adam', learning_rate: 0.001, local_epochs: Number(args.epochs), batch_size: 32, class_weighting: true },
         aggregation: { strategy: 'fedavg', min_envoys: 2 },
         secagg: { enabled: args.secagg },
+        audit: { enabled: args.audit, ...(args.audit ? { probe: AUDIT_PROBE } : {}) },
       },
     });
     const logs = join(dir, 'logs');
@@ -91,6 +109,7 @@ async function main(): Promise<void> {
     await nc.close();
     if (final.type === 'failed') throw new Error(`experiment failed: ${final.message}`);
     console.log(`\nmetrics: ${join(final.run_dir!, 'metrics.csv')}  TensorBoard: tensorboard --logdir ${join(final.run_dir!, 'tensorboard')}`);
+    if (args.audit) await attackProbes(final.run_dir!, files.envoyAudit, dataPath, config.rounds);
     console.log(`final test_auc=${final.test?.roc_auc.toFixed(4)} test_acc=${final.test?.accuracy.toFixed(4)} run=${final.run_dir}`);
   } finally {
     await cleanup();

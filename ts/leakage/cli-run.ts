@@ -19,7 +19,7 @@ export async function runFromConfig(c: LeakageConfig, log?: (line: string) => vo
   if (c.indices.length % c.batch !== 0) throw new Error(`${c.indices.length} images do not split into batches of ${c.batch}`);
   if ((c.sent === undefined) !== (c.received === undefined)) throw new Error('give both --sent and --received, or neither');
   const config: LeakageRunConfig = {
-    ...attack, model: c.model, init: c.init, bnMode: c.bn_mode, images: victims.images, labels: victims.labels, batch: c.batch,
+    ...attack, model: c.model, bnMode: c.bn_mode, images: victims.images, labels: victims.labels, batch: c.batch,
     floorImages: train.images, localSteps: c.local_steps, localLearningRate: c.local_learning_rate,
     saved: c.sent && c.received ? savedPair(c.sent, c.received) : undefined, outDir: c.out, log,
   };

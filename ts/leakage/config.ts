@@ -8,7 +8,6 @@ import { ModelSpecSchema } from '../core/config/experiment.ts';
 export const LeakageConfigSchema = z.object({
   attack: z.enum(['dlg', 'dlg-adam', 'ig', 'multistep']).default('ig'),
   model: ModelSpecSchema.default({}),
-  init: z.enum(['project', 'torch']).default('project').describe("untrained weights: the project's init, or PyTorch's default (the issue's reference)"),
   bn_mode: z.enum(['train', 'eval']).default('eval').describe("batch norm as the victim ran it: 'train' = batch statistics"),
   data: z.string().default('data/pneumoniamnist.npz').describe('PneumoniaMNIST .npz: victim images and the floor'),
   split: z.enum(['train', 'val', 'test']).default('test'),

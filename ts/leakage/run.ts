@@ -14,10 +14,9 @@ import { join } from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../core/tf.ts';
 import { buildModel, type LayersModel } from '../core/model.ts';
-import { applyTorchDefaultInit } from './reference-init.ts';
 import type { ModelSpec } from '../core/config/experiment.ts';
 import { sizeOf, type FlatWeights } from '../core/weights.ts';
-import { type BnMode, type ConvNetParams, disposeParams, paramsFromNamed, paramsOfModel, trainableNames } from './functional-model.ts';
+import { type BnMode, type ConvNetParams, disposeParams, paramsFromNamed, paramsOfModel, trainableNamesOf } from './functional-model.ts';
 import { type AttackSetting, observeGradients } from './attacks/common.ts';
 import { biasGradient, meanPrediction, recoverLabels } from './attacks/idlg.ts';
 import { dlg } from './attacks/dlg.ts';
@@ -32,8 +31,6 @@ export type AttackName = 'dlg' | 'dlg-adam' | 'ig' | 'multistep';
 export interface LeakageRunConfig {
   attack: AttackName;
   model: ModelSpec;
-  /** 'torch': PyTorch's default initialization instead of the project's (see reference-init.ts). */
-  init?: 'project' | 'torch';
   bnMode: BnMode;
   /** Victim images (N * H * W * C in [0, 1]) and their labels; attacked in consecutive batches. */
   images: Float32Array;
@@ -121,14 +118,12 @@ function localSteps(c: LeakageRunConfig) {
 }
 
 function untrainedModel(c: LeakageRunConfig): LayersModel {
-  const model = buildModel(c.model);
-  if (c.init === 'torch') applyTorchDefaultInit(model, c.model.seed);
-  return model;
+  return buildModel(c.model);
 }
 
 function observe(c: LeakageRunConfig, s: AttackSetting, images: Float32Array, labels: Int32Array): TF.Tensor[] {
   if (c.saved) {
-    const update = trainableUpdate(c.saved.delta);
+    const update = trainableUpdate(c.saved.delta, s.params);
     if (c.attack === 'multistep') return update;
     // Gradient attacks on an update: K SGD steps moved the weights by about -η K times the gradient.
     const scale = -1 / (c.localLearningRate * c.localSteps);
@@ -169,9 +164,9 @@ function paramsFromFlat(w: FlatWeights): ConvNetParams {
 }
 
 /** The trainable tensors of an update (received - sent), in the attack's order. */
-function trainableUpdate(delta: FlatWeights): TF.Tensor[] {
+function trainableUpdate(delta: FlatWeights, params: ConvNetParams): TF.Tensor[] {
   const tensors = tensorsOf(delta);
-  const update = trainableNames().map((name) => {
+  const update = trainableNamesOf(params).map((name) => {
     const i = delta.manifest.findIndex((t) => t.name === name);
     if (i < 0) throw new Error(`the update lacks ${name}`);
     return tensors[i];

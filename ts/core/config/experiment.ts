@@ -16,6 +16,8 @@ export const ModelSpecSchema = z.object({
   channels: z.number().int().positive().default(1),
   num_classes: z.number().int().min(2).default(2),
   seed: z.number().int().default(0).describe('seeds the initial weights'),
+  init: z.enum(['he', 'torch']).default('he')
+    .describe("initial weights: 'he' (He-normal convs, Glorot classifier) or 'torch' (PyTorch's default, as the original system)"),
   precode: PrecodeSchema.default({}),
 }).strict();
 export type ModelSpec = z.infer<typeof ModelSpecSchema>;

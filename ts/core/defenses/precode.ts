@@ -209,7 +209,7 @@ export function precodeLayerOf(model: LayersModel): PrecodeBottleneck | undefine
 }
 
 /**
- * The loss term for TrainOptions.extraLoss: beta·KL of the model's latest training-mode pass, or undefined
+ * The loss term trainLocal adds for a model with PRECODE: beta·KL of the model's latest training-mode pass, or undefined
  * for a model without PRECODE. Call it inside the minimize closure after model.apply(x, { training: true }).
  */
 export function precodeLossOf(model: LayersModel): (() => TF.Scalar) | undefined {

@@ -1,15 +1,15 @@
 /**
- * PyTorch's default initialization for ConvNetBN's weights, for comparing with the issue's reference
- * numbers (measured with PyTorch on an "untrained ConvNetBN"). PyTorch draws conv and linear weights (and
+ * PyTorch's default initialization for ConvNetBN's weights (`model.init: torch`): the original system was
+ * PyTorch, and the leakage reference numbers were measured on an "untrained ConvNetBN" in PyTorch. PyTorch draws conv and linear weights (and
  * the linear bias) from U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the project's model uses He-normal convs and a
  * Glorot-uniform classifier, about 2.4x larger conv weights. That matters: with batch norm in inference
  * mode nothing rescales activations, and measured here the same IG/DLG that reach ~50 dB on PyTorch-style
  * weights stay under 21 dB on the He-normal ones — in PyTorch as in TensorFlow.js (bench/leakage_torch.py).
  */
-import { tf } from '../core/tf.ts';
-import type { LayersModel } from '../core/model.ts';
+import { tf } from './tf.ts';
+import type * as TF from '@tensorflow/tfjs';
 
-export function applyTorchDefaultInit(model: LayersModel, seed: number): void {
+export function applyTorchDefaultInit(model: TF.LayersModel, seed: number): void {
   const values = model.weights.map((w, i) => {
     const name = w.originalName;
     const shape = [...w.shape] as number[];
