@@ -12,6 +12,9 @@ import { precodePlugin } from './defenses/precode.ts';
 
 export type LayersModel = TF.LayersModel;
 
+/** moving = momentum * moving + (1 - momentum) * batch statistic, once per training step (tfjs-layers). */
+export const BN_MOMENTUM = 0.9;
+
 export interface ModelPlugins {
   /** Layers inserted between the flattened features and the classifier (PRECODE goes here). */
   beforeClassifier?: (seed: number) => TF.layers.Layer[];
@@ -33,7 +36,7 @@ export function buildModel(spec: ModelSpec, plugins: ModelPlugins = {}): LayersM
       filters, kernelSize: 3, padding: 'same', useBias: false,
       kernelInitializer: tf.initializers.heNormal({ seed: seedOf(i) }), name: `conv${i}`,
     }));
-    model.add(tf.layers.batchNormalization({ name: `bn${i}`, momentum: 0.9 }));
+    model.add(tf.layers.batchNormalization({ name: `bn${i}`, momentum: BN_MOMENTUM }));
     model.add(tf.layers.reLU({ name: `relu${i}` }));
   });
   model.add(tf.layers.maxPooling2d({ poolSize: 3, strides: 3, name: 'pool' }));

@@ -143,11 +143,22 @@ export function disposeParams(p: ConvNetParams): void {
  * rather than tf.batchNorm: the FusedBatchNorm gradient made the second-order pass ~7x slower (measured
  * 190 vs 27 ms per DLG evaluation at width 4).
  */
-function batchNorm(h: TF.Tensor4D, p: ConvNetParams, i: number, mode: BnMode): TF.Tensor4D {
+function batchNorm(h: TF.Tensor4D, p: ConvNetParams, i: number, mode: BnMode, moments?: BatchMoments[]): TF.Tensor4D {
   if (mode === 'eval') return tf.batchNorm(h, p.movingMeans[i], p.movingVars[i], p.betas[i], p.gammas[i], BN_EPSILON);
   const { mean, variance } = tf.moments(h, [0, 1, 2]);
+  moments?.push({ mean: mean as TF.Tensor1D, variance: variance as TF.Tensor1D });
   const scale = tf.mul(p.gammas[i], tf.rsqrt(tf.add(variance, BN_EPSILON)));
   return tf.add(tf.mul(tf.sub(h, mean), scale), p.betas[i]);
+}
+
+/** Per-channel mean and (biased) variance of one batch-norm layer's input, as training mode computes them. */
+export interface BatchMoments { mean: TF.Tensor1D; variance: TF.Tensor1D }
+
+/** The batch statistics every batch-norm layer sees for this batch in training mode (differentiable in x). */
+export function batchMoments(p: ConvNetParams, x: TF.Tensor4D): BatchMoments[] {
+  const moments: BatchMoments[] = [];
+  forwardWithKl(p, x, 'train', moments);
+  return moments;
 }
 
 export function forward(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode): TF.Tensor2D {
@@ -155,10 +166,10 @@ export function forward(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode): TF.Tens
 }
 
 /** The logits and, with PRECODE, the KL (bits) of its code as the layer computes it (else undefined). */
-export function forwardWithKl(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode): { logits: TF.Tensor2D; kl?: TF.Scalar } {
+export function forwardWithKl(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode, moments?: BatchMoments[]): { logits: TF.Tensor2D; kl?: TF.Scalar } {
   let h: TF.Tensor4D = x;
   for (let i = 0; i < p.convs.length; i++) {
-    h = tf.relu(batchNorm(tf.conv2d(h, p.convs[i], 1, 'same'), p, i, mode));
+    h = tf.relu(batchNorm(tf.conv2d(h, p.convs[i], 1, 'same'), p, i, mode, moments));
   }
   h = tf.maxPool(h, 3, 3, 'valid');
   let flat = tf.reshape(h, [h.shape[0], -1]) as TF.Tensor2D;

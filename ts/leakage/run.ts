@@ -22,6 +22,7 @@ import { biasGradient, meanPrediction, recoverLabels } from './attacks/idlg.ts';
 import { dlg } from './attacks/dlg.ts';
 import { invertingGradients } from './attacks/inverting-gradients.ts';
 import { multiStepAttack, observeUpdate } from './attacks/multi-step.ts';
+import { observedMoments } from './attacks/bn-statistics.ts';
 import { meanImage } from './metrics.ts';
 import { type ImageScore, scoreBatch, split, summarize, type ScoreSummary } from './score.ts';
 import { writeGrid } from './grid.ts';
@@ -55,6 +56,12 @@ export interface LeakageRunConfig {
    * (an audit record, or saved files). Every batch of victim images is then scored against this one update.
    */
   saved?: { sent: FlatWeights; delta: FlatWeights };
+  /**
+   * Weight of matching the batch-norm statistics a one-step update in training mode reveals
+   * (attacks/bn-statistics.ts; IG only). 0 ignores them. Default 10 (measured on a one-image SGD step, width 16:
+   * 42.9 dB with it, 14.7 dB without, floor 20.4 dB; without it SSIM was already 0.92: right shapes, wrong brightness).
+   */
+  bnStatisticsWeight?: number;
   outDir?: string;
   log?: (line: string) => void;
 }
@@ -135,13 +142,24 @@ function observe(c: LeakageRunConfig, s: AttackSetting, images: Float32Array, la
 
 function attack(c: LeakageRunConfig, s: AttackSetting, observed: TF.Tensor[], labels: Int32Array, salt: number) {
   const seed = c.seed * 7919 + salt;
-  const ig = { iterations: c.iterations, restarts: c.restarts, learningRate: c.learningRate, tvWeight: c.tvWeight, seed, onIteration: undefined };
+  const ig = {
+    iterations: c.iterations, restarts: c.restarts, learningRate: c.learningRate, tvWeight: c.tvWeight, seed, onIteration: undefined,
+    bnStatistics: bnStatisticsOf(c, s),
+  };
   switch (c.attack) {
     case 'dlg': return dlg(s, observed, labels, { optimizer: 'lbfgs', iterations: c.iterations, seed });
     case 'dlg-adam': return dlg(s, observed, labels, { optimizer: 'adam', iterations: c.iterations, learningRate: c.learningRate, seed });
     case 'ig': return invertingGradients(s, observed, labels, ig);
     case 'multistep': return multiStepAttack(s, observed, labels, localSteps(c), ig);
   }
+}
+
+/** What the update's batch-norm statistics tell, when it is one training-mode step and the attack can use it. */
+function bnStatisticsOf(c: LeakageRunConfig, s: AttackSetting) {
+  const weight = c.bnStatisticsWeight ?? 10;
+  if (!c.saved || c.attack !== 'ig' || c.bnMode !== 'train' || c.localSteps !== 1 || weight <= 0) return undefined;
+  const target = observedMoments(s.params, c.saved.delta);
+  return target && { target, weight };
 }
 
 function countMatches(recovered: Int32Array, truth: Int32Array): number {

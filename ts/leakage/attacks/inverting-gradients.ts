@@ -6,7 +6,8 @@
  */
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../../core/tf.ts';
-import { weightGradients } from '../functional-model.ts';
+import { type BatchMoments, weightGradients } from '../functional-model.ts';
+import { momentsDistance } from './bn-statistics.ts';
 import { type AttackSetting, cosineDistance, dummyImages, oneHot, type Reconstruction, totalVariation } from './common.ts';
 
 export interface IgOptions {
@@ -16,6 +17,8 @@ export interface IgOptions {
   tvWeight: number;
   seed: number;
   cosine?: 'global' | 'per-layer';
+  /** Observed batch-norm statistics (bn-statistics.ts) and the weight of matching them. */
+  bnStatistics?: { target: BatchMoments[]; weight: number };
   onIteration?: (restart: number, iteration: number, loss: number) => void;
 }
 
@@ -25,8 +28,11 @@ export const IG_DEFAULTS: Omit<IgOptions, 'seed'> = { iterations: 2000, restarts
 export type AttackObjective = (x: TF.Tensor4D) => TF.Scalar;
 
 export function igObjective(s: AttackSetting, observed: TF.Tensor[], labels: TF.Tensor2D, o: IgOptions): AttackObjective {
-  return (x) => tf.add(cosineDistance(weightGradients(s.params, x, labels, s.mode), observed, o.cosine),
-    tf.mul(o.tvWeight, totalVariation(x))) as TF.Scalar;
+  return (x) => {
+    const loss = tf.add(cosineDistance(weightGradients(s.params, x, labels, s.mode), observed, o.cosine), tf.mul(o.tvWeight, totalVariation(x)));
+    const bn = o.bnStatistics;
+    return (bn ? tf.add(loss, tf.mul(bn.weight, momentsDistance(s.params, x, bn.target))) : loss) as TF.Scalar;
+  };
 }
 
 export function invertingGradients(s: AttackSetting, observed: TF.Tensor[], labels: Int32Array, o: IgOptions): Reconstruction {
