@@ -66,6 +66,8 @@ export interface DpSgdOptions {
   dataIndependentLoss?: () => TF.Scalar;
   /** Examples whose per-example gradients are held in memory at once (default 32). */
   microbatchSize?: number;
+  /** Force the per-example gradient method (default: gradientMethodFor(model)); for benchmarks. */
+  gradientMethod?: GradientMethod;
 }
 
 export interface DpSgdStepResult {
@@ -88,7 +90,7 @@ export function dpSgdStep(
   checkOptions(options);
   const batch = x.shape[0];
   if (batch === 0 || y.shape[0] !== batch) throw new Error(`DP-SGD batch of ${batch} images with ${y.shape[0]} labels`);
-  const method = gradientMethodFor(model);
+  const method = options.gradientMethod ?? gradientMethodFor(model);
   const { sums, lossSum, clippedCount } = clippedGradientSum(model, x, y, loss, options, method);
   const stats = { loss: lossSum.dataSync()[0] / batch, clippedFraction: clippedCount.dataSync()[0] / batch, method };
   const variables = trainableVariables(model);

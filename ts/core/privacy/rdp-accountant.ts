@@ -40,10 +40,13 @@ export interface PrivacySpent {
  * q is the probability that a given example is in a step's batch: batch_size / n for this envoy.
  */
 export class RdpAccountant {
-  private readonly runs: MechanismRun[];
+  private readonly runs: MechanismRun[] = [];
+  /** Σ over the runs of their RDP at each order, kept up to date by step() so epsilon() stays cheap. */
+  private readonly total: number[];
 
   constructor(history: readonly MechanismRun[] = [], readonly orders: readonly number[] = DEFAULT_ORDERS) {
-    this.runs = history.map((r) => ({ ...r }));
+    this.total = orders.map(() => 0);
+    for (const run of history) this.step(run.noiseMultiplier, run.sampleRate, run.steps);
   }
 
   /** Records `steps` steps of the sampled Gaussian mechanism (merged with the last run if σ and q match). */
@@ -53,6 +56,7 @@ export class RdpAccountant {
     const last = this.runs.at(-1);
     if (last && last.noiseMultiplier === noiseMultiplier && last.sampleRate === sampleRate) last.steps += steps;
     else this.runs.push({ noiseMultiplier, sampleRate, steps });
+    computeRdp(sampleRate, noiseMultiplier, steps, this.orders).forEach((v, i) => { this.total[i] += v; });
   }
 
   /** The runs so far, to persist the accountant across envoy restarts (`new RdpAccountant(history)`). */
@@ -62,11 +66,7 @@ export class RdpAccountant {
 
   /** Total RDP at each of `orders`. */
   rdp(): number[] {
-    const total = this.orders.map(() => 0);
-    for (const run of this.runs) {
-      computeRdp(run.sampleRate, run.noiseMultiplier, run.steps, this.orders).forEach((v, i) => { total[i] += v; });
-    }
-    return total;
+    return [...this.total];
   }
 
   /** The smallest ε such that everything recorded so far is (ε, δ)-DP. */
