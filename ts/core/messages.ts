@@ -112,6 +112,8 @@ export const TrainResultSchema = z.object({
   val_global: MetricsSchema.optional(),
   /** The locally trained model on the same split. */
   val_local: MetricsSchema.optional(),
+  /** Under DP-SGD: this envoy's privacy spent in the experiment so far (RDP accountant), at the configured delta. */
+  privacy: z.object({ epsilon: z.number(), delta: z.number(), noise_multiplier: z.number(), sample_rate: z.number(), steps: z.number().int() }).strict().optional(),
   /** Weight delta (local - global) as an encoded FlatWeights blob. */
   update: BlobRefSchema.optional(),
 }).strict();
@@ -166,7 +168,7 @@ export const ExperimentEventSchema = z.object({
   test: MetricsSchema.optional(),
   envoys: z.array(z.object({
     envoy: z.string(), examples: z.number().int(), train_loss: z.number().optional(), train_seconds: z.number().optional(),
-    val_global: MetricsSchema.optional(), val_local: MetricsSchema.optional(),
+    val_global: MetricsSchema.optional(), val_local: MetricsSchema.optional(), epsilon: z.number().optional(),
   }).strict()).optional(),
   dropped: z.array(z.string()).optional(),
   run_dir: z.string().optional(),

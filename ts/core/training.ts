@@ -9,6 +9,7 @@ import type { LayersModel } from './model.ts';
 import { classCounts, pixelsPerSample, size, subset, type ImageDataset } from './data/dataset.ts';
 import { SeededRandom } from './data/rng.ts';
 import { precodeLossOf } from './defenses/precode.ts';
+import { dpSgdStep, GaussianNoise, type PerExampleLoss } from './privacy/dp-sgd.ts';
 import { binaryCrossEntropy, classificationMetrics, type ClassificationMetrics } from './metrics.ts';
 
 export interface TrainProgress { step: number; steps: number; loss: number }
@@ -19,6 +20,8 @@ export interface TrainResult {
   seconds: number;
   /** Indices into the dataset of the examples trained on (all of them unless `examples_per_round` is set). */
   trainedIndices: number[];
+  /** Under DP-SGD: what the privacy accountant needs (q = batch / examples, as for Poisson sampling). */
+  dp?: { steps: number; sampleRate: number; noiseMultiplier: number };
 }
 
 export interface TrainOptions {
@@ -63,6 +66,11 @@ export async function trainLocal(model: LayersModel, full: ImageDataset, options
   // The model's own loss terms (PRECODE's beta * KL) come with it, whoever trains it.
   const modelLoss = precodeLossOf(model);
   const n = size(ds);
+  // Per-example cross-entropy (class-weighted if asked); the plain step takes its mean, DP-SGD clips each.
+  const exampleLosses = (logits: TF.Tensor2D, y: TF.Tensor1D) => tf.losses.softmaxCrossEntropy(
+    tf.oneHot(y, numClasses), logits, classWeights ? tf.gather(classWeights, y) : undefined, 0, tf.Reduction.NONE) as TF.Tensor1D;
+  const dp = config.dp.enabled ? privateStepper(model, optimizer, config, exampleLosses, anchor) : undefined;
+  if (dp && (modelLoss || options.extraLoss)) throw new Error('DP-SGD cannot train a model with extra loss terms (PRECODE): they are not clipped per example');
   const stepsPerEpoch = Math.ceil(n / config.batch_size);
   const steps = Math.max(1, Math.round(config.local_epochs * stepsPerEpoch));
   let order: number[] = [];
@@ -71,18 +79,22 @@ export async function trainLocal(model: LayersModel, full: ImageDataset, options
     if (step % stepsPerEpoch === 0) order = rng.shuffle([...Array(n).keys()]);
     const start = (step % stepsPerEpoch) * config.batch_size;
     const { x, y } = batchOf(ds, order.slice(start, start + config.batch_size));
-    const loss = optimizer.minimize(() => tf.tidy(() => {
-      const logits = model.apply(x, { training: true }) as TF.Tensor2D;
-      const onehot = tf.oneHot(y, numClasses);
-      const weights = classWeights ? tf.gather(classWeights, y) : undefined;
-      let total = tf.losses.softmaxCrossEntropy(onehot, logits, weights) as TF.Scalar;
-      if (anchor.length) total = total.add(proximalTerm(model, anchor, config.fedprox_mu));
-      if (modelLoss) total = total.add(modelLoss());
-      if (options.extraLoss) total = total.add(options.extraLoss());
-      return total as TF.Scalar;
-    }), true)!;
-    const value = (await loss.data())[0];
-    tf.dispose([x, y, loss]);
+    let value: number;
+    if (dp) {
+      value = dp.step(x, y);
+    } else {
+      const loss = optimizer.minimize(() => tf.tidy(() => {
+        const logits = model.apply(x, { training: true }) as TF.Tensor2D;
+        let total = exampleLosses(logits, y).mean() as TF.Scalar;
+        if (anchor.length) total = total.add(proximalTerm(model, anchor, config.fedprox_mu));
+        if (modelLoss) total = total.add(modelLoss());
+        if (options.extraLoss) total = total.add(options.extraLoss());
+        return total as TF.Scalar;
+      }), true)!;
+      value = (await loss.data())[0];
+      loss.dispose();
+    }
+    tf.dispose([x, y]);
     if (!Number.isFinite(value)) throw new Error(`training diverged at step ${step + 1}: loss is ${value}`);
     lossSum += value;
     options.onProgress?.({ step: step + 1, steps, loss: value });
@@ -93,7 +105,24 @@ export async function trainLocal(model: LayersModel, full: ImageDataset, options
   optimizer.dispose();
   tf.dispose(anchor);
   classWeights?.dispose();
-  return { examples: n, steps, meanLoss: lossSum / steps, seconds: (performance.now() - started) / 1000, trainedIndices };
+  return {
+    examples: n, steps, meanLoss: lossSum / steps, seconds: (performance.now() - started) / 1000, trainedIndices,
+    ...(dp ? { dp: { steps, sampleRate: Math.min(1, config.batch_size / n), noiseMultiplier: config.dp.noise_multiplier } } : {}),
+  };
+}
+
+/**
+ * DP-SGD steps (privacy/dp-sgd.ts): per-example clipping and Gaussian noise from a secret key, so nobody
+ * who knows the experiment's seeds can subtract it. FedProx's term depends on no example: it is added
+ * after the noise, which costs no privacy.
+ */
+function privateStepper(model: LayersModel, optimizer: TF.Optimizer, config: TrainingConfig, loss: PerExampleLoss, anchor: TF.Tensor[]) {
+  const noise = new GaussianNoise();
+  const options = {
+    clipNorm: config.dp.clip_norm, noiseMultiplier: config.dp.noise_multiplier, expectedBatchSize: config.batch_size,
+    dataIndependentLoss: anchor.length ? () => proximalTerm(model, anchor, config.fedprox_mu) : undefined,
+  };
+  return { step: (x: TF.Tensor4D, y: TF.Tensor1D) => dpSgdStep(model, optimizer, x, y, loss, options, noise).loss };
 }
 
 /** All indices, or a seeded random subset of `count` of them (sorted) when a round trains on fewer. */

@@ -105,7 +105,7 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
         publish({
           experiment: config.name, type: 'round', round, rounds: config.rounds, test: lastTest, dropped,
           seconds: (performance.now() - started) / 1000,
-          envoys: collection.results.map((r) => ({ envoy: r.envoy, examples: r.examples, train_loss: r.train?.loss, train_seconds: r.train?.seconds, val_global: r.val_global, val_local: r.val_local })),
+          envoys: collection.results.map((r) => ({ envoy: r.envoy, examples: r.examples, train_loss: r.train?.loss, train_seconds: r.train?.seconds, val_global: r.val_global, val_local: r.val_local, epsilon: r.privacy?.epsilon })),
         });
       }
     }
@@ -159,6 +159,7 @@ function logEnvoyMetrics(folder: RunFolder, round: number, collection: RoundColl
     if (r.train) folder.log({ round, scope: 'envoy', envoy: r.envoy, split: 'train', metrics: { loss: r.train.loss, examples: r.examples } });
     if (r.val_global) folder.log({ round, scope: 'envoy', envoy: r.envoy, split: 'val_global', metrics: r.val_global });
     if (r.val_local) folder.log({ round, scope: 'envoy', envoy: r.envoy, split: 'val_local', metrics: r.val_local });
+    if (r.privacy) folder.log({ round, scope: 'envoy', envoy: r.envoy, split: 'privacy', metrics: { epsilon: r.privacy.epsilon, delta: r.privacy.delta } });
   }
 }
 

@@ -18,8 +18,8 @@ export interface MetricsRecord {
   scope: 'director' | 'envoy';
   envoy?: string;
   /** test: director's held-out set; val_global / val_local: an envoy's validation split before / after local training. */
-  split: 'test' | 'val_global' | 'val_local' | 'train';
-  metrics: Partial<ClassificationMetrics>;
+  split: 'test' | 'val_global' | 'val_local' | 'train' | 'privacy';
+  metrics: Partial<ClassificationMetrics> & { epsilon?: number; delta?: number };
 }
 
 export interface RunState {
@@ -33,7 +33,7 @@ export interface RunState {
   updated_at: string;
 }
 
-const CSV_COLUMNS = ['round', 'scope', 'envoy', 'split', 'loss', 'accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'sensitivity', 'specificity', 'examples', 'time'] as const;
+const CSV_COLUMNS = ['round', 'scope', 'envoy', 'split', 'loss', 'accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'sensitivity', 'specificity', 'examples', 'epsilon', 'delta', 'time'] as const;
 
 type SummaryWriter = { scalar(tag: string, value: number, step: number): void; flush(): void };
 

@@ -13,6 +13,7 @@ import {
 import { truthPath, writeAuditTruth } from '../core/audit.ts';
 import { subset } from '../core/data/dataset.ts';
 import { pruneUpdate } from '../core/defenses/pruning.ts';
+import { RdpAccountant } from '../core/privacy/rdp-accountant.ts';
 import { loadNative } from '../core/secagg/native.ts';
 import { buildModel, type LayersModel } from '../core/model.ts';
 import { progress, type Progress } from '../core/progress.ts';
@@ -34,6 +35,8 @@ export class Envoy {
   private model?: { key: string; model: LayersModel };
   private readonly log: Logger;
   private stopped = false;
+  /** DP-SGD privacy spent per experiment, composed over its rounds (RDP). */
+  private readonly accountants = new Map<string, RdpAccountant>();
   /** The secure-aggregation task in progress, which stage messages from the director are routed to. */
   private secure?: SecureTask;
 
@@ -178,9 +181,19 @@ export class Envoy {
       experiment: task.experiment, run_id: task.run_id, round: task.round, task_id: task.task_id, envoy: this.name,
       ok: true, examples: trained.examples,
       train: { loss: trained.meanLoss, steps: trained.steps, seconds: trained.seconds },
-      val_global: valGlobal, val_local: valLocal,
+      val_global: valGlobal, val_local: valLocal, privacy: trained.dp && this.account(task, trained.dp, log),
     };
     return { delta, result };
+  }
+
+  /** Composes this round's DP-SGD steps into the experiment's privacy budget and reports (epsilon, delta). */
+  private account(task: TrainTask, dp: NonNullable<Awaited<ReturnType<typeof trainLocal>>['dp']>, log: Logger) {
+    const accountant = this.accountants.get(task.experiment) ?? new RdpAccountant();
+    this.accountants.set(task.experiment, accountant);
+    accountant.step(dp.noiseMultiplier, dp.sampleRate, dp.steps);
+    const { epsilon } = accountant.epsilon(task.training.dp.delta);
+    log.info(`DP-SGD: (epsilon ${epsilon.toFixed(3)}, delta ${task.training.dp.delta}) spent so far in ${task.experiment}`);
+    return { epsilon, delta: task.training.dp.delta, noise_multiplier: dp.noiseMultiplier, sample_rate: dp.sampleRate, steps: dp.steps };
   }
 
   /** Defenses applied to the update itself, after training and before it leaves this process. */

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ModelSpecSchema } from '../core/config/experiment.ts';
 
 export const LeakageConfigSchema = z.object({
-  attack: z.enum(['dlg', 'dlg-adam', 'ig', 'multistep']).default('ig'),
+  attack: z.enum(['dlg', 'dlg-adam', 'ig', 'multistep', 'precode-adaptive']).default('ig'),
   model: ModelSpecSchema.default({}),
   bn_mode: z.enum(['train', 'eval']).default('eval').describe("batch norm as the victim ran it: 'train' = batch statistics"),
   data: z.string().default('data/pneumoniamnist.npz').describe('PneumoniaMNIST .npz: victim images and the floor'),

@@ -161,18 +161,23 @@ export function batchMoments(p: ConvNetParams, x: TF.Tensor4D): BatchMoments[] {
   return moments;
 }
 
+/** The flattened output of the conv blocks and pooling: the input of PRECODE (or of the classifier). */
+export function convFeatures(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode, moments?: BatchMoments[]): TF.Tensor2D {
+  let h: TF.Tensor4D = x;
+  for (let i = 0; i < p.convs.length; i++) {
+    h = tf.relu(batchNorm(tf.conv2d(h, p.convs[i], 1, 'same'), p, i, mode, moments));
+  }
+  h = tf.maxPool(h, 3, 3, 'valid');
+  return tf.reshape(h, [h.shape[0], -1]) as TF.Tensor2D;
+}
+
 export function forward(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode): TF.Tensor2D {
   return forwardWithKl(p, x, mode).logits;
 }
 
 /** The logits and, with PRECODE, the KL (bits) of its code as the layer computes it (else undefined). */
 export function forwardWithKl(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode, moments?: BatchMoments[]): { logits: TF.Tensor2D; kl?: TF.Scalar } {
-  let h: TF.Tensor4D = x;
-  for (let i = 0; i < p.convs.length; i++) {
-    h = tf.relu(batchNorm(tf.conv2d(h, p.convs[i], 1, 'same'), p, i, mode, moments));
-  }
-  h = tf.maxPool(h, 3, 3, 'valid');
-  let flat = tf.reshape(h, [h.shape[0], -1]) as TF.Tensor2D;
+  let flat = convFeatures(p, x, mode, moments);
   let kl: TF.Scalar | undefined;
   if (p.precode) ({ features: flat, kl } = precodeForward(p.precode, p.precodeTraining, flat, mode));
   return { logits: tf.add(tf.matMul(flat, p.denseKernel), p.denseBias), kl };

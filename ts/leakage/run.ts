@@ -23,11 +23,12 @@ import { dlg } from './attacks/dlg.ts';
 import { invertingGradients } from './attacks/inverting-gradients.ts';
 import { multiStepAttack, observeUpdate } from './attacks/multi-step.ts';
 import { observedMoments } from './attacks/bn-statistics.ts';
+import { precodeAdaptiveAttack } from './attacks/precode-adaptive.ts';
 import { meanImage } from './metrics.ts';
 import { type ImageScore, scoreBatch, split, summarize, type ScoreSummary } from './score.ts';
 import { writeGrid } from './grid.ts';
 
-export type AttackName = 'dlg' | 'dlg-adam' | 'ig' | 'multistep';
+export type AttackName = 'dlg' | 'dlg-adam' | 'ig' | 'multistep' | 'precode-adaptive';
 
 export interface LeakageRunConfig {
   attack: AttackName;
@@ -151,13 +152,14 @@ function attack(c: LeakageRunConfig, s: AttackSetting, observed: TF.Tensor[], la
     case 'dlg-adam': return dlg(s, observed, labels, { optimizer: 'adam', iterations: c.iterations, learningRate: c.learningRate, seed });
     case 'ig': return invertingGradients(s, observed, labels, ig);
     case 'multistep': return multiStepAttack(s, observed, labels, localSteps(c), ig);
+    case 'precode-adaptive': return precodeAdaptiveAttack(s, observed, labels, ig);
   }
 }
 
 /** What the update's batch-norm statistics tell, when it is one training-mode step and the attack can use it. */
 function bnStatisticsOf(c: LeakageRunConfig, s: AttackSetting) {
   const weight = c.bnStatisticsWeight ?? 10;
-  if (!c.saved || c.attack !== 'ig' || c.bnMode !== 'train' || c.localSteps !== 1 || weight <= 0) return undefined;
+  if (!c.saved || !['ig', 'precode-adaptive'].includes(c.attack) || c.bnMode !== 'train' || c.localSteps !== 1 || weight <= 0) return undefined;
   const target = observedMoments(s.params, c.saved.delta);
   return target && { target, weight };
 }

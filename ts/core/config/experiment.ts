@@ -99,5 +99,10 @@ export const ExperimentSchema = z.object({
   round_timeout_seconds: z.number().positive().default(1800),
   start_timeout_seconds: z.number().positive().default(120).describe('how long to wait for envoys to register'),
   evaluate_on_test: z.boolean().default(true).describe('director evaluates each aggregate on its test set'),
-}).strict();
+}).strict().superRefine((e, ctx) => {
+  // DP-SGD clips each example's gradient in inference-mode batch norm; PRECODE's KL needs a training pass.
+  if (e.model.precode.enabled && e.training.dp.enabled) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['training', 'dp'], message: 'DP-SGD cannot be combined with model.precode (its KL term is not clipped per example); choose one' });
+  }
+});
 export type ExperimentConfig = z.infer<typeof ExperimentSchema>;
