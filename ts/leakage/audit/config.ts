@@ -1,0 +1,64 @@
+/**
+ * audit.yaml: the privacy–utility sweep of `secflow leakage audit`. A base experiment, the probe every
+ * audited round asks of the envoys, the attacks, and the configurations (defenses) to compare. Kept free
+ * of TensorFlow so `secflow --help` stays fast.
+ */
+import { z } from 'zod';
+import { ModelSpecSchema, SecAggSchema, TrainingSchema } from '../../core/config/experiment.ts';
+
+/** The attack papers' setting: one plain SGD step on one image (a single-image update). */
+export const SINGLE_IMAGE_PROBE = { examples_per_round: 1, batch_size: 1, local_epochs: 1, optimizer: 'sgd', momentum: 0, learning_rate: 0.001 } as const;
+
+const AttackSpecSchema = z.object({
+  attack: z.enum(['ig', 'dlg', 'dlg-adam']),
+  iterations: z.number().int().positive().default(1000),
+  restarts: z.number().int().positive().default(1),
+  learning_rate: z.number().positive().default(0.1),
+  tv_weight: z.number().min(0).default(1e-4),
+}).strict();
+export type AttackSpec = z.infer<typeof AttackSpecSchema>;
+
+const ConfigurationSchema = z.object({
+  name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, dot, dash, underscore'),
+  description: z.string().default(''),
+  envoys: z.number().int().min(1).optional().describe('envoys in this configuration (default: the sweep\'s)'),
+  model: ModelSpecSchema.partial().optional().describe('merged over the base experiment\'s model (e.g. precode)'),
+  training: TrainingSchema.partial().optional().describe('merged over the base training (e.g. dp, pruning)'),
+  secagg: SecAggSchema.partial().optional(),
+}).strict();
+export type AuditConfiguration = z.infer<typeof ConfigurationSchema>;
+
+/** The issue's default sweep: none; PRECODE; DP-SGD at a few sigma; pruning at a few p; SecAgg with 3 and 10 envoys. */
+export const DEFAULT_CONFIGURATIONS: AuditConfiguration[] = [
+  { name: 'none', description: 'no defense' },
+  { name: 'precode', description: 'PRECODE variational bottleneck (K = 256, beta = 1e-3)', model: { precode: { enabled: true, code_size: 256, beta: 1e-3 } } },
+  ...[0.5, 1, 2].map((sigma) => ({
+    name: `dp-sigma-${sigma}`, description: `DP-SGD, clip 1, noise multiplier ${sigma}`,
+    training: { dp: { enabled: true, clip_norm: 1, noise_multiplier: sigma, delta: 1e-5 } },
+  })),
+  ...[0.3, 0.1, 0.01].map((p) => ({ name: `prune-${p}`, description: `gradient pruning: keep ${p * 100}%`, training: { pruning: { enabled: true, keep_fraction: p } } })),
+  { name: 'secagg-3', description: 'secure aggregation, 3 envoys', secagg: { enabled: true } },
+  { name: 'secagg-10', description: 'secure aggregation, 10 envoys', envoys: 10, secagg: { enabled: true } },
+];
+
+export const AuditSweepSchema = z.object({
+  name: z.string().default('privacy-utility-audit'),
+  data: z.string().optional().describe('PneumoniaMNIST .npz (default: ../shared/data or data/, as the demo)'),
+  out: z.string().default('audit-out').describe('output folder: audit.json/csv, scatter.png, report.html, runs, grids'),
+  envoys: z.number().int().min(1).default(3),
+  partition: z.object({
+    scheme: z.enum(['iid', 'dirichlet', 'quantity']).default('dirichlet'),
+    alpha: z.number().positive().default(1),
+    seed: z.number().int().default(7),
+  }).strict().default({}),
+  train_limit: z.number().int().positive().optional().describe('use only the first N training images (faster sweeps)'),
+  test_limit: z.number().int().positive().optional(),
+  rounds: z.number().int().positive().default(3),
+  model: ModelSpecSchema.partial().default({ width: 16, seed: 1 }),
+  training: TrainingSchema.partial().default({ optimizer: 'adam', learning_rate: 0.001, local_epochs: 1, batch_size: 32, class_weighting: true }),
+  probe: TrainingSchema.partial().default(SINGLE_IMAGE_PROBE),
+  attacks: z.array(AttackSpecSchema).min(1).default([{ attack: 'ig', iterations: 1000 }]),
+  attack_envoys: z.number().int().min(1).default(1).describe('attack the probes of this many envoys per round (first by name)'),
+  configurations: z.array(ConfigurationSchema).min(1).default(DEFAULT_CONFIGURATIONS),
+}).strict();
+export type AuditSweep = z.infer<typeof AuditSweepSchema>;

@@ -1,0 +1,53 @@
+/**
+ * The privacy–utility audit's results: one row per configuration of the sweep, with the utility of the
+ * federated model and the leakage the attacks measured on what the director received. Written as
+ * audit.json / audit.csv by the sweep (sweep.ts) and read by the report (report.ts).
+ */
+
+/** One attack's scores on one round's probe update(s), per image and summarized. */
+export interface AttackScore {
+  attack: string;
+  round: number;
+  /** Whose update was attacked: one envoy, or every envoy in a secure aggregate. */
+  envoys: string[];
+  psnr: number[];
+  ssim: number[];
+  floor_psnr: number[];
+  floor_ssim: number[];
+  /** Files of the reconstruction grid and summary, relative to the sweep's output folder. */
+  grid?: string;
+}
+
+export interface ConfigurationResult {
+  name: string;
+  description: string;
+  /** The defenses as the experiment's YAML set them (model.precode, training.dp, training.pruning, secagg). */
+  defenses: Record<string, unknown>;
+  envoys: number;
+  rounds: number;
+  utility: { roc_auc: number; accuracy: number; sensitivity: number; specificity: number };
+  /** The largest per-envoy epsilon reported under DP-SGD (at the experiment's delta), if DP was on. */
+  dp_epsilon?: number;
+  attacks: AttackScore[];
+  leakage: {
+    psnr_mean: number;
+    /** The best-reconstructed image over all rounds and standard attacks: the worst case for the envoys. */
+    psnr_worst_case: number;
+    ssim_mean: number;
+    ssim_worst_case: number;
+    /** Largest per-image PSNR minus that image's floor, over all rounds and standard attacks. */
+    psnr_gap_max_db: number;
+    psnr_gap_mean_db: number;
+  };
+  /** The same for the adaptive attack(s), when the configuration has one (PRECODE). */
+  adaptive?: { psnr_gap_max_db: number; psnr_worst_case: number };
+  run_dir: string;
+  seconds: number;
+}
+
+export interface AuditResults {
+  sweep: string;
+  created_at: string;
+  data: string;
+  configurations: ConfigurationResult[];
+}

@@ -1,0 +1,124 @@
+/**
+ * The privacy–utility sweep: for each configuration, a real audited federation on this machine (director
+ * and envoy processes over NATS, a probe round each round), then the attacks on what the director
+ * received, scored against what the envoys recorded. One ConfigurationResult per configuration.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { auditRoundDir, readAuditRecord, truthPath } from '../../core/audit.ts';
+import { loadPneumoniaMnist } from '../../core/data/npz.ts';
+import { runLocalFederation } from '../../local/federation.ts';
+import { auditedRunConfig } from '../audit-attack.ts';
+import { runLeakage, type LeakageRunConfig } from '../run.ts';
+import type { AttackSpec, AuditConfiguration, AuditSweep } from './config.ts';
+import type { AttackScore, AuditResults, ConfigurationResult } from './results.ts';
+
+const FEDERATION = 'audit';
+type Say = (line: string) => void;
+
+export async function runSweep(sweep: AuditSweep, dataPath: string, say: Say): Promise<AuditResults> {
+  const floorImages = loadPneumoniaMnist(dataPath, 'train').images;
+  const configurations: ConfigurationResult[] = [];
+  for (const [i, c] of sweep.configurations.entries()) {
+    say(`\n[${i + 1}/${sweep.configurations.length}] ${c.name}: ${c.description || 'no description'}`);
+    const result = await runConfiguration(sweep, c, dataPath, floorImages, say);
+    say(`  ${c.name}: test ROC-AUC ${result.utility.roc_auc.toFixed(4)}; worst-case PSNR ${result.leakage.psnr_worst_case.toFixed(2)} dB, ` +
+      `gap above the floor ${result.leakage.psnr_gap_max_db.toFixed(2)} dB` + (result.adaptive ? `; adaptive attack gap ${result.adaptive.psnr_gap_max_db.toFixed(2)} dB` : ''));
+    configurations.push(result);
+  }
+  return { sweep: sweep.name, created_at: new Date().toISOString(), data: dataPath, configurations };
+}
+
+export function envoyNames(n: number): string[] {
+  return Array.from({ length: n }, (_, i) => `hospital-${i < 26 ? String.fromCharCode(97 + i) : i + 1}`);
+}
+
+async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPath: string, floorImages: Float32Array, say: Say): Promise<ConfigurationResult> {
+  const started = performance.now();
+  const envoys = envoyNames(c.envoys ?? sweep.envoys);
+  const dir = join(sweep.out, c.name);
+  const experiment = {
+    name: `audit-${c.name}`, rounds: sweep.rounds, min_envoys_to_start: envoys.length,
+    model: { ...sweep.model, ...c.model }, training: { ...sweep.training, ...c.training },
+    aggregation: { strategy: 'fedavg', min_envoys: Math.max(1, Math.ceil(envoys.length / 2)) },
+    secagg: { ...c.secagg }, audit: { enabled: true, probe: sweep.probe },
+  };
+  const { final, config, files } = await runLocalFederation({
+    dir, federation: FEDERATION, dataPath, envoys, partition: sweep.partition, trainLimit: sweep.train_limit, testLimit: sweep.test_limit,
+    experiment, say: (line) => say(`  ${line}`),
+  });
+  if (final.type !== 'finished' || !final.test) throw new Error(`configuration ${c.name}: the experiment did not finish: ${final.message ?? final.type}`);
+  const runDir = final.run_dir!;
+  const truthOf = (envoy: string, round: number) => truthPath(join(files.envoyAudit, envoy), FEDERATION, config.name, envoy, round, 'probe');
+  const attacks: AttackScore[] = [];
+  const adaptive: AttackScore[] = [];
+  for (let round = 0; round < config.rounds; round++) {
+    const recordDir = auditRoundDir(runDir, round, 'probe');
+    if (!existsSync(join(recordDir, 'record.json'))) { say(`  round ${round + 1}: no probe record (the probe failed); skipped`); continue; }
+    for (const target of targetsOf(readAuditRecord(recordDir).view, envoys, sweep.attack_envoys)) {
+      const truths = target.map((e) => truthOf(e, round));
+      const outDir = join(dir, 'attacks', `round-${round + 1}-${target.length > 1 ? 'aggregate' : target[0]}`);
+      for (const spec of sweep.attacks) {
+        const run = auditedRunConfig(recordDir, target[0], truths, attackSettings(spec));
+        attacks.push(await scored(run, spec.attack, round, target, floorImages, outDir, sweep.out, say));
+      }
+      if (config.model.precode.enabled) {
+        // The adaptive attack inverts one envoy's update; a secure aggregate mixes several.
+        if (target.length === 1) {
+          const spec = { ...sweep.attacks[0], attack: 'precode-adaptive' as const };
+          adaptive.push(await scored(auditedRunConfig(recordDir, target[0], truths, attackSettings(spec)), spec.attack, round, target, floorImages, outDir, sweep.out, say));
+        }
+      }
+    }
+  }
+  return {
+    name: c.name, description: c.description, envoys: envoys.length, rounds: config.rounds,
+    defenses: { precode: config.model.precode, dp: config.training.dp, pruning: config.training.pruning, secagg: config.secagg },
+    utility: { roc_auc: final.test.roc_auc, accuracy: final.test.accuracy, sensitivity: final.test.sensitivity, specificity: final.test.specificity },
+    dp_epsilon: maxEpsilon(runDir),
+    attacks, leakage: summarizeLeakage(attacks),
+    ...(adaptive.length ? { adaptive: { psnr_gap_max_db: summarizeLeakage(adaptive).psnr_gap_max_db, psnr_worst_case: summarizeLeakage(adaptive).psnr_worst_case } } : {}),
+    run_dir: runDir, seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/** Whose updates to attack: the first k envoys one by one, or the one aggregate secure aggregation left. */
+function targetsOf(view: 'updates' | 'aggregate', envoys: string[], k: number): string[][] {
+  return view === 'aggregate' ? [envoys] : envoys.slice(0, k).map((e) => [e]);
+}
+
+function attackSettings(spec: Omit<AttackSpec, 'attack'> & { attack: AttackSpec['attack'] | 'precode-adaptive' }) {
+  return { attack: spec.attack, iterations: spec.iterations, restarts: spec.restarts, learningRate: spec.learning_rate, tvWeight: spec.tv_weight, seed: 0 };
+}
+
+async function scored(run: Omit<LeakageRunConfig, 'floorImages'>, attack: string, round: number, envoys: string[], floorImages: Float32Array,
+  outDir: string, root: string, say: Say): Promise<AttackScore> {
+  const r = await runLeakage({ ...run, floorImages, outDir });
+  say(`  round ${round + 1} ${attack} on ${envoys.length > 1 ? `the aggregate of ${envoys.length}` : envoys[0]}: ` +
+    `PSNR ${r.psnr_mean.toFixed(2)} dB (best ${r.psnr_best.toFixed(2)}), floor ${r.floor_psnr_mean.toFixed(2)} dB`);
+  return {
+    attack, round, envoys, grid: relative(root, join(outDir, `${run.attack}-grid.png`)),
+    psnr: r.images.map((s) => s.psnr), ssim: r.images.map((s) => s.ssim),
+    floor_psnr: r.images.map((s) => s.floor.psnr), floor_ssim: r.images.map((s) => s.floor.ssim),
+  };
+}
+
+export function summarizeLeakage(scores: AttackScore[]): ConfigurationResult['leakage'] {
+  const psnr = scores.flatMap((s) => s.psnr);
+  const ssim = scores.flatMap((s) => s.ssim);
+  const gaps = scores.flatMap((s) => s.psnr.map((p, i) => p - s.floor_psnr[i]));
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / Math.max(1, v.length);
+  return {
+    psnr_mean: mean(psnr), psnr_worst_case: Math.max(...psnr), ssim_mean: mean(ssim), ssim_worst_case: Math.max(...ssim),
+    psnr_gap_max_db: Math.max(...gaps), psnr_gap_mean_db: mean(gaps),
+  };
+}
+
+/** The largest epsilon any envoy reported under DP-SGD (metrics.jsonl, split 'privacy'), if any. */
+function maxEpsilon(runDir: string): number | undefined {
+  const path = join(runDir, 'metrics.jsonl');
+  if (!existsSync(path)) return undefined;
+  const eps = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { split: string; metrics: { epsilon?: number } })
+    .filter((r) => r.split === 'privacy' && typeof r.metrics.epsilon === 'number').map((r) => r.metrics.epsilon!);
+  return eps.length ? Math.max(...eps) : undefined;
+}
