@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfigFile, validateConfig } from '../core/config/load.ts';
+import { AuditSweepSchema } from '../leakage/audit/config.ts';
 import { LeakageConfigSchema, type LeakageConfig } from '../leakage/config.ts';
 
 const int = (v: string) => Number.parseInt(v, 10);
@@ -44,6 +45,24 @@ export function registerLeakageCommands(program: Command): void {
       console.log(`${config.attack}: PSNR mean ${result.psnr_mean.toFixed(2)} dB (best ${result.psnr_best.toFixed(2)}), ` +
         `SSIM mean ${result.ssim_mean.toFixed(4)}; floor ${result.floor_psnr_mean.toFixed(2)} dB; ` +
         `gap ${result.psnr_gap_mean.toFixed(2)} dB; labels ${(100 * result.label_accuracy).toFixed(0)}%; outputs in ${config.out}`);
+    });
+  leakage.command('audit').description('privacy-utility audit: audited federations per defense, attacks, table + scatter + HTML report')
+    .option('-c, --config <file>', 'audit.yaml (see examples/audit.yaml); without it, the default sweep')
+    .option('--rounds <n>', 'override the rounds of every configuration', int)
+    .option('--only <names>', 'run only these configurations (comma-separated)', (v: string) => v.split(','))
+    .option('--out <dir>', 'output folder')
+    .action(async (opts) => {
+      const sweep = opts.config ? loadConfigFile(opts.config, AuditSweepSchema) : AuditSweepSchema.parse({});
+      if (opts.rounds) sweep.rounds = opts.rounds;
+      if (opts.out) sweep.out = opts.out;
+      if (opts.only) {
+        const unknown = (opts.only as string[]).filter((n) => !sweep.configurations.some((c) => c.name === n));
+        if (unknown.length) throw new Error(`no configuration named ${unknown.join(', ')} (have: ${sweep.configurations.map((c) => c.name).join(', ')})`);
+        sweep.configurations = sweep.configurations.filter((c) => (opts.only as string[]).includes(c.name));
+      }
+      const { runAudit } = await import('../leakage/audit/cli-run.ts');
+      const out = await runAudit(sweep, opts.config, (line) => console.log(line));
+      console.log(`\naudit table: ${out.csv} (${out.json})\nscatter: ${out.png}\nreport: ${out.html}`);
     });
 }
 
