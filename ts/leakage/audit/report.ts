@@ -1,0 +1,278 @@
+/**
+ * The privacy–utility audit's outputs (issue 5), for a reader who did not run the sweep:
+ *   audit.json / audit.csv  the results, whole and as one row per configuration;
+ *   scatter PNG             utility against leakage, rasterized from svg-scatter.ts's SVG by resvg;
+ *   report.html             one self-contained file: explanation, table, inline scatter, per-round scores, grids.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, extname, join, resolve } from 'node:path';
+import { Resvg } from '@resvg/resvg-js';
+import type { AttackScore, AuditResults, ConfigurationResult } from './results.ts';
+import { escapeXml as escapeHtml, meetsTarget, scatterSvg, TARGET_GAP_DB, worstGapDb } from './svg-scatter.ts';
+
+export { scatterSvg } from './svg-scatter.ts';
+
+// ---------------------------------------------------------------------------------------------- tables
+
+export const CSV_COLUMNS = [
+  'name', 'envoys', 'rounds', 'roc_auc', 'accuracy', 'sensitivity', 'specificity', 'dp_epsilon',
+  'psnr_mean', 'psnr_worst_case', 'ssim_mean', 'ssim_worst_case', 'psnr_gap_max_db', 'psnr_gap_mean_db',
+  'adaptive_psnr_gap_max_db',
+] as const;
+
+type CsvColumn = (typeof CSV_COLUMNS)[number];
+
+function csvRow(c: ConfigurationResult): Record<CsvColumn, string | number | undefined> {
+  return {
+    name: c.name, envoys: c.envoys, rounds: c.rounds, ...c.utility, dp_epsilon: c.dp_epsilon,
+    psnr_mean: c.leakage.psnr_mean, psnr_worst_case: c.leakage.psnr_worst_case,
+    ssim_mean: c.leakage.ssim_mean, ssim_worst_case: c.leakage.ssim_worst_case,
+    psnr_gap_max_db: c.leakage.psnr_gap_max_db, psnr_gap_mean_db: c.leakage.psnr_gap_mean_db,
+    adaptive_psnr_gap_max_db: c.adaptive?.psnr_gap_max_db,
+  };
+}
+
+/**
+ * RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. Numbers keep full
+ * precision (the CSV is data, not a display); an absent value (no DP, no adaptive attack) is empty.
+ */
+export function csvCell(value: string | number | null | undefined): string {
+  if (value === undefined || value === null) return '';
+  const text = String(value);
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+/** audit.json (the results as they are) and audit.csv (one row per configuration) in outDir. */
+export function writeAuditTables(results: AuditResults, outDir: string): { json: string; csv: string } {
+  mkdirSync(outDir, { recursive: true });
+  const json = join(outDir, 'audit.json');
+  const csv = join(outDir, 'audit.csv');
+  writeFileSync(json, JSON.stringify(results, null, 2) + '\n');
+  const rows = results.configurations.map((c, index) => {
+    const row = csvRow(c);
+    return CSV_COLUMNS.map((k) => csvCell(row[k])).join(',');
+  });
+  writeFileSync(csv, [CSV_COLUMNS.join(','), ...rows].join('\r\n') + '\r\n');
+  return { json, csv };
+}
+
+// --------------------------------------------------------------------------------------------- scatter
+
+/**
+ * Font files handed to resvg explicitly: on a headless CI machine fontconfig may find nothing or pick a
+ * face without the glyphs we use (≤, –, →), and resvg silently drops text it cannot shape. DejaVu is what
+ * Debian/Ubuntu (fonts-dejavu-core), Fedora and Arch ship; system fonts stay loaded as the fallback.
+ */
+const FONT_CANDIDATES = [
+  '/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf',
+  '/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf',
+  '/usr/share/fonts/dejavu/DejaVuSans.ttf',
+  '/usr/share/fonts/dejavu/DejaVuSans-Bold.ttf',
+  '/usr/share/fonts/TTF/DejaVuSans.ttf',
+  '/usr/share/fonts/TTF/DejaVuSans-Bold.ttf',
+];
+
+export function scatterFontFiles(): string[] {
+  const extra = process.env.SECFLOW_REPORT_FONT; // any .ttf/.otf a user wants instead
+  return [...(extra ? [extra] : []), ...FONT_CANDIDATES].filter((f) => existsSync(f));
+}
+
+/** Rasterizes an SVG to PNG at `scale` times its size (2 = sharp on high-density screens and in print). */
+export function svgToPng(svg: string, scale = 2): Buffer {
+  const fontFiles = scatterFontFiles();
+  const renderer = new Resvg(svg, {
+    fitTo: { mode: 'zoom', value: scale },
+    font: {
+      fontFiles,
+      loadSystemFonts: true,
+      defaultFontFamily: fontFiles.length ? 'DejaVu Sans' : 'sans-serif',
+      sansSerifFamily: fontFiles.length ? 'DejaVu Sans' : 'sans-serif',
+    },
+  });
+  return renderer.render().asPng();
+}
+
+/** The utility–leakage scatter as a PNG at `path`; returns the SVG it was drawn from, for inlining. */
+export function writeScatter(results: AuditResults, path: string, scale = 2): { png: string; svg: string } {
+  const svg = scatterSvg(results);
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, svgToPng(svg, scale));
+  return { png: path, svg };
+}
+
+// ------------------------------------------------------------------------------------------------ HTML
+
+const mean = (v: number[]) => (v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN);
+const max = (v: number[]) => (v.length ? Math.max(...v) : NaN);
+
+/** A number for people: fixed digits, or a dash when absent or not finite (JSON turns NaN into null). */
+function fmt(v: number | null | undefined, digits: number): string {
+  return typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '—';
+}
+
+/** "precode: beta=0.001; secagg" from the experiment's YAML sections, leaving out disabled ones. */
+export function describeDefenses(defenses: Record<string, unknown>): string {
+  const parts = Object.entries(defenses).flatMap(([key, value]) => {
+    if (value === undefined || value === null || value === false) return [];
+    if (value === true) return [key];
+    if (typeof value !== 'object') return [`${key}: ${String(value)}`];
+    const settings = value as Record<string, unknown>;
+    if (settings.enabled === false) return [];
+    const shown = Object.entries(settings).filter(([k]) => k !== 'enabled').map(([k, v]) => `${k}=${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
+    return [shown.length ? `${key}: ${shown.join(', ')}` : key];
+  });
+  return parts.length ? parts.join('; ') : 'none';
+}
+
+const STYLE = `
+body { font-family: 'DejaVu Sans', Verdana, Arial, sans-serif; max-width: 1180px; margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; } h3 { margin-top: 1.6em; }
+.meta { color: #555; } .note { color: #8a5a00; } code { background: #f4f4f4; padding: 0 0.25em; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; font-size: 0.88em; margin: 0.6em 0; }
+th, td { border: 1px solid #d0d0d0; padding: 0.25em 0.55em; text-align: right; white-space: nowrap; }
+th { background: #f0f0f0; } td.text, th.text { text-align: left; white-space: normal; }
+tr.meets td { background: #e6f4ea; } td.bad { color: #c0392b; font-weight: bold; }
+figure { margin: 1em 0; } figure svg, figure img { max-width: 100%; height: auto; }
+figure img.grid { image-rendering: pixelated; border: 1px solid #ddd; }
+figcaption { font-size: 0.9em; color: #555; }
+`;
+
+function explanation(): string {
+  return `
+<h2>What was measured</h2>
+<p><b>Threat model.</b> The director is honest but curious: it runs the federation as specified, but keeps
+every model update it receives and runs gradient-inversion attacks on them to reconstruct the hospitals' chest
+X-rays, using only what it legitimately knows (the weights it sent, the model and the training settings). To
+measure the worst case, the audited experiments add <i>probe</i> updates: an envoy also trains on a single
+image and sends that update, which is the easiest update to invert. With secure aggregation the director
+receives only the sum of the envoys' updates, and that sum is what is attacked.</p>
+<p><b>Utility</b> is the final federated model on the held-out test set: ROC-AUC, accuracy, sensitivity (true
+positive rate on pneumonia) and specificity (true negative rate on normal images).</p>
+<p><b>Leakage</b> compares each reconstruction with the true image. PSNR (peak signal-to-noise ratio, in dB,
+pixels in [0, 1]) is 10·log<sub>10</sub>(1/MSE): higher means closer. SSIM (structural similarity, at most 1
+for identical images) compares local structure rather than single pixels.</p>
+<p><b>The no-information floor.</b> A chest X-ray resembles every other chest X-ray, so even a guess that
+knows nothing about the patient scores a fairly high PSNR. The floor is the score of the training-set mean
+image against the same true image: what an attacker gets without any update at all. The <b>gap above the
+floor</b> (reconstruction PSNR minus floor PSNR, per image) is what the update leaked; a gap at or below
+0 dB means the attack did no better than the dataset average.</p>
+<p><b>Why the worst case.</b> One well-reconstructed X-ray is a privacy breach even if all the others
+failed, and averages hide it. Configurations are therefore judged by the largest per-image gap over all
+rounds and attacks (the adaptive attack included, when the configuration has one). Issue 5's target for
+PRECODE is a worst-case gap of at most ${TARGET_GAP_DB} dB; rows that meet it are highlighted.</p>`;
+}
+
+function summaryTable(results: AuditResults): string {
+  const head = ['Configuration', 'Defenses', 'Envoys', 'Rounds', 'ROC-AUC', 'Accuracy', 'Sensitivity', 'Specificity',
+    'DP ε', 'PSNR mean (dB)', 'PSNR worst (dB)', 'SSIM mean', 'SSIM worst', 'Gap mean (dB)', 'Gap worst (dB)',
+    'Adaptive gap worst (dB)'];
+  const rows = results.configurations.map((c, index) => {
+    const gapCell = (v: number | undefined) => `<td${typeof v === 'number' && v > TARGET_GAP_DB ? ' class="bad"' : ''}>${fmt(v, 2)}</td>`;
+    return `<tr${meetsTarget(c) ? ' class="meets"' : ''}>` +
+      `<td class="text"><a href="#${anchorOf(c, index)}">${escapeHtml(c.name)}</a></td>` +
+      `<td class="text">${escapeHtml(describeDefenses(c.defenses))}</td>` +
+      `<td>${c.envoys}</td><td>${c.rounds}</td>` +
+      [c.utility.roc_auc, c.utility.accuracy, c.utility.sensitivity, c.utility.specificity].map((v) => `<td>${fmt(v, 4)}</td>`).join('') +
+      `<td>${fmt(c.dp_epsilon, 2)}</td>` +
+      `<td>${fmt(c.leakage.psnr_mean, 2)}</td><td>${fmt(c.leakage.psnr_worst_case, 2)}</td>` +
+      `<td>${fmt(c.leakage.ssim_mean, 3)}</td><td>${fmt(c.leakage.ssim_worst_case, 3)}</td>` +
+      `<td>${fmt(c.leakage.psnr_gap_mean_db, 2)}</td>` + gapCell(c.leakage.psnr_gap_max_db) + gapCell(c.adaptive?.psnr_gap_max_db) +
+      '</tr>';
+  });
+  return `<h2>Results</h2>
+<p>Highlighted: worst-case gap ≤ ${TARGET_GAP_DB} dB under every attack run on that configuration. Gaps above
+${TARGET_GAP_DB} dB are in red. DP ε is the largest per-envoy ε under DP-SGD (— where DP was off). The same numbers
+are in <code>audit.csv</code> and, with every per-image score, in <code>audit.json</code>.</p>
+<div class="scroll"><table>
+<tr>${head.map((h, i) => `<th${i < 2 ? ' class="text"' : ''}>${escapeHtml(h)}</th>`).join('')}</tr>
+${rows.join('\n')}
+</table></div>`;
+}
+
+function scatterSection(svg: string): string {
+  return `<h2>Utility against leakage</h2>
+<figure>${svg}
+<figcaption>Each filled point is one configuration: its test ROC-AUC against the worst-case PSNR gap above the
+no-information floor under the standard attacks. A hollow point on the same row is the adaptive attack's gap.
+Left of the grey line (0 dB) an attack learned nothing beyond the dataset mean; left of the blue line
+(${TARGET_GAP_DB} dB) is issue 5's target. Up and to the left is better.</figcaption></figure>`;
+}
+
+/** Ids for in-page links; the position keeps two names that differ only in punctuation apart. */
+function anchorOf(c: ConfigurationResult, index: number): string {
+  return `config-${index + 1}-${c.name.replace(/[^A-Za-z0-9_-]+/g, '-')}`;
+}
+
+function attackRow(a: AttackScore): string {
+  const gaps = a.psnr.map((p, i) => p - a.floor_psnr[i]);
+  const who = a.envoys.length > 1 ? `secure aggregate of ${a.envoys.length}: ${a.envoys.join(', ')}` : a.envoys.join(', ');
+  const best = max(gaps);
+  return `<tr><td>${a.round}</td><td class="text">${escapeHtml(a.attack)}</td><td class="text">${escapeHtml(who)}</td>` +
+    `<td>${a.psnr.length}</td><td>${fmt(mean(a.psnr), 2)}</td><td>${fmt(max(a.psnr), 2)}</td><td>${fmt(mean(a.floor_psnr), 2)}</td>` +
+    `<td${best > TARGET_GAP_DB ? ' class="bad"' : ''}>${fmt(best, 2)}</td>` +
+    `<td>${fmt(mean(a.ssim), 3)}</td><td>${fmt(max(a.ssim), 3)}</td><td>${fmt(mean(a.floor_ssim), 3)}</td></tr>`;
+}
+
+const IMAGE_TYPES: Record<string, string> = { '.png': 'image/png', '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.gif': 'image/gif', '.webp': 'image/webp', '.svg': 'image/svg+xml' };
+
+/** A reconstruction grid inlined as a data: URI, or a note saying why it is not shown. */
+function gridFigure(a: AttackScore, outDir: string): string {
+  if (!a.grid) return '';
+  const caption = `${a.attack}, round ${a.round}, ${a.envoys.join(', ')}: true images above, reconstructions below`;
+  const file = resolve(outDir, a.grid);
+  const type = IMAGE_TYPES[extname(file).toLowerCase()];
+  if (!type) return `<p class="note">Grid <code>${escapeHtml(a.grid)}</code> (${escapeHtml(caption)}) is not an image type this report embeds.</p>`;
+  if (!existsSync(file)) return `<p class="note">Grid <code>${escapeHtml(a.grid)}</code> (${escapeHtml(caption)}) was not found in the output folder.</p>`;
+  const uri = `data:${type};base64,${readFileSync(file).toString('base64')}`;
+  return `<figure><img class="grid" src="${uri}" alt="${escapeHtml(caption)}"><figcaption>${escapeHtml(caption)}</figcaption></figure>`;
+}
+
+function configurationSection(c: ConfigurationResult, index: number, outDir: string): string {
+  const attacks = [...c.attacks].sort((a, b) => a.round - b.round || a.attack.localeCompare(b.attack));
+  const adaptive = c.adaptive
+    ? `<li>Adaptive attack: worst-case gap ${fmt(c.adaptive.psnr_gap_max_db, 2)} dB, best PSNR ${fmt(c.adaptive.psnr_worst_case, 2)} dB</li>` : '';
+  return `<section id="${anchorOf(c, index)}">
+<h3>${escapeHtml(c.name)}</h3>
+${c.description ? `<p>${escapeHtml(c.description)}</p>` : ''}
+<ul>
+<li>Defenses: <code>${escapeHtml(describeDefenses(c.defenses))}</code></li>
+<li>${c.envoys} envoys, ${c.rounds} rounds, ${fmt(c.seconds, 0)} s; run folder <code>${escapeHtml(c.run_dir)}</code></li>
+<li>Test ROC-AUC ${fmt(c.utility.roc_auc, 4)}, accuracy ${fmt(c.utility.accuracy, 4)}, sensitivity ${fmt(c.utility.sensitivity, 4)}, specificity ${fmt(c.utility.specificity, 4)}${c.dp_epsilon === undefined ? '' : `, DP ε ${fmt(c.dp_epsilon, 2)}`}</li>
+<li>Worst-case gap ${fmt(worstGapDb(c), 2)} dB: ${meetsTarget(c) ? 'meets' : '<b>misses</b>'} the ${TARGET_GAP_DB} dB target</li>
+${adaptive}
+</ul>
+${attacks.length ? `<div class="scroll"><table>
+<tr><th>Round</th><th class="text">Attack</th><th class="text">Update of</th><th>Images</th><th>PSNR mean</th><th>PSNR best</th><th>Floor PSNR mean</th><th>Gap best (dB)</th><th>SSIM mean</th><th>SSIM best</th><th>Floor SSIM mean</th></tr>
+${attacks.map(attackRow).join('\n')}
+</table></div>` : '<p class="note">No attack was recorded for this configuration.</p>'}
+${attacks.map((a) => gridFigure(a, outDir)).join('\n')}
+</section>`;
+}
+
+/** report.html in outDir: everything above in one file that opens anywhere, with no other file needed. */
+export function writeHtmlReport(results: AuditResults, outDir: string, svg = scatterSvg(results)): string {
+  mkdirSync(outDir, { recursive: true });
+  const path = join(outDir, 'report.html');
+  const seconds = results.configurations.reduce((s, c) => s + (Number.isFinite(c.seconds) ? c.seconds : 0), 0);
+  const html = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Privacy–utility audit: ${escapeHtml(results.sweep)}</title>
+<style>${STYLE}</style></head>
+<body>
+<h1>Privacy–utility audit: ${escapeHtml(results.sweep)}</h1>
+<p class="meta">Created ${escapeHtml(results.created_at)} · data <code>${escapeHtml(results.data)}</code> ·
+${results.configurations.length} configurations · ${fmt(seconds / 60, 1)} minutes of runs</p>
+${explanation()}
+${summaryTable(results)}
+${scatterSection(svg)}
+<h2>Per configuration</h2>
+<p>Scores per round and attack on the probe updates. “Gap best” is the largest per-image PSNR gap above that
+image's floor; the grids show the true images above and the attack's reconstructions below.</p>
+${results.configurations.map((c, i) => configurationSection(c, i, outDir)).join('\n')}
+<p class="meta">Generated by FL-SecFlow (ts/leakage/audit/report.ts).</p>
+</body></html>
+`;
+  writeFileSync(path, html);
+  return path;
+}
