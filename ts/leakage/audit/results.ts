@@ -7,6 +7,7 @@
 /** One attack's scores on one round's probe update(s), per image and summarized. */
 export interface AttackScore {
   attack: string;
+  /** 1-based, as people count rounds. */
   round: number;
   /** Whose update was attacked: one envoy, or every envoy in a secure aggregate. */
   envoys: string[];

@@ -97,7 +97,7 @@ async function scored(run: Omit<LeakageRunConfig, 'floorImages'>, attack: string
   say(`  round ${round + 1} ${attack} on ${envoys.length > 1 ? `the aggregate of ${envoys.length}` : envoys[0]}: ` +
     `PSNR ${r.psnr_mean.toFixed(2)} dB (best ${r.psnr_best.toFixed(2)}), floor ${r.floor_psnr_mean.toFixed(2)} dB`);
   return {
-    attack, round, envoys, grid: relative(root, join(outDir, `${run.attack}-grid.png`)),
+    attack, round: round + 1, envoys, grid: relative(root, join(outDir, `${run.attack}-grid.png`)),
     psnr: r.images.map((s) => s.psnr), ssim: r.images.map((s) => s.ssim),
     floor_psnr: r.images.map((s) => s.floor.psnr), floor_ssim: r.images.map((s) => s.floor.ssim),
   };
