@@ -13,7 +13,7 @@ export async function runAudit(sweep: AuditSweep, configPath: string | undefined
   const out = rel(sweep.out);
   mkdirSync(out, { recursive: true });
   const dataPath = findData(sweep.data && rel(sweep.data));
-  const results = await runSweep({ ...sweep, out }, dataPath, say);
+  const results = await runSweep({ ...sweep, out }, dataPath, say, (partial) => writeAuditTables(partial, out));
   const tables = writeAuditTables(results, out);
   const scatter = writeScatter(results, join(out, 'scatter.png'));
   const html = writeHtmlReport(results, out, scatter.svg);

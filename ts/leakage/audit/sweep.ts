@@ -16,17 +16,20 @@ import type { AttackScore, AuditResults, ConfigurationResult } from './results.t
 const FEDERATION = 'audit';
 type Say = (line: string) => void;
 
-export async function runSweep(sweep: AuditSweep, dataPath: string, say: Say): Promise<AuditResults> {
+/** Runs every configuration; `progress` gets the results so far after each (a long sweep keeps what it measured). */
+export async function runSweep(sweep: AuditSweep, dataPath: string, say: Say, progress?: (partial: AuditResults) => void): Promise<AuditResults> {
   const floorImages = loadPneumoniaMnist(dataPath, 'train').images;
   const configurations: ConfigurationResult[] = [];
+  const created = new Date().toISOString();
   for (const [i, c] of sweep.configurations.entries()) {
     say(`\n[${i + 1}/${sweep.configurations.length}] ${c.name}: ${c.description || 'no description'}`);
     const result = await runConfiguration(sweep, c, dataPath, floorImages, say);
     say(`  ${c.name}: test ROC-AUC ${result.utility.roc_auc.toFixed(4)}; worst-case PSNR ${result.leakage.psnr_worst_case.toFixed(2)} dB, ` +
       `gap above the floor ${result.leakage.psnr_gap_max_db.toFixed(2)} dB` + (result.adaptive ? `; adaptive attack gap ${result.adaptive.psnr_gap_max_db.toFixed(2)} dB` : ''));
     configurations.push(result);
+    progress?.({ sweep: sweep.name, created_at: created, data: dataPath, configurations: [...configurations] });
   }
-  return { sweep: sweep.name, created_at: new Date().toISOString(), data: dataPath, configurations };
+  return { sweep: sweep.name, created_at: created, data: dataPath, configurations };
 }
 
 export function envoyNames(n: number): string[] {
