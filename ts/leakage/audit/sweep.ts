@@ -3,7 +3,7 @@
  * and envoy processes over NATS, a probe round each round), then the attacks on what the director
  * received, scored against what the envoys recorded. One ConfigurationResult per configuration.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { auditRoundDir, readAuditRecord, truthPath } from '../../core/audit.ts';
 import { loadPneumoniaMnist } from '../../core/data/npz.ts';
@@ -40,6 +40,8 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
   const started = performance.now();
   const envoys = envoyNames(c.envoys ?? sweep.envoys);
   const dir = join(sweep.out, c.name);
+  // Every sweep measures afresh: a director finding an earlier run of the same experiment would resume it.
+  rmSync(dir, { recursive: true, force: true });
   const experiment = {
     name: `audit-${c.name}`, rounds: sweep.rounds, min_envoys_to_start: envoys.length,
     model: { ...sweep.model, ...c.model }, training: { ...sweep.training, ...c.training },
