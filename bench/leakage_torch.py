@@ -1,19 +1,27 @@
 """PyTorch CPU measuring stick for bench/leakage.bench.ts (never a runtime dependency).
 
-Reads a JSON written by the TS bench: ConvNetBN weights in tfjs layout, victim images/labels and attack
-settings; runs the same attacks on the same model and images; prints one JSON line with PSNRs and
-iterations per second. Run with a Python that has torch (e.g. ~/.cache/fl-secflow/bench-venv/bin/python3).
+Reads a JSON written by the TS bench: ConvNetBN weights in tfjs layout, victim images/labels, the batch size
+and attack settings (ig, dlg, or multistep: K plain-SGD steps at local_learning_rate on each batch); runs the
+same attack on the same model and images with the true labels; prints one JSON line with PSNRs (per true
+image, matched to the most similar reconstruction of its batch) and iterations per second. Run with a Python
+that has torch (e.g. ~/.cache/fl-secflow/bench-venv/bin/python3).
 """
 import json
+import os
 import sys
 import time
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+# OpenMP workers that wait by spinning (libgomp's default) starve each other when other jobs hold the cores:
+# on the shared 2-core machine, at load average ~4.5, IG ran at 2.5 it/s with two spinning threads against
+# 45 it/s with OMP_WAIT_POLICY=PASSIVE (and 44-70 it/s on one thread). TensorFlow's thread pool does not spin
+# like that, so the comparison would measure the scheduler, not the attack. Must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# One intra-op thread per core: on a shared 2-core machine more threads spin against each other (measured:
-# a 4-image run took >15 min of CPU under load instead of ~2).
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+# At most one intra-op thread per core, as many as tfjs-node's TensorFlow uses here (2 on this machine).
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 # TensorFlow flushes subnormal floats to zero; PyTorch CPU does not by default, and late in IG (tiny steps
 # after the learning-rate decay) subnormals made it ~50x slower here. Compare like with like.
@@ -61,7 +69,28 @@ def psnr(a, b):
     return 100.0 if mse == 0 else min(100.0, 10 * np.log10(1 / mse))
 
 
+def update(w, x, y, cfg, create_graph):
+    """w_K - w_0 after K full-batch plain-SGD steps at rate local_learning_rate (the multi-step FedAvg setting)."""
+    w0 = [w[n] for n in TRAINABLE]
+    params = [t.clone().requires_grad_(True) for t in w0]
+    for _ in range(cfg["local_steps"]):
+        loss = F.cross_entropy(forward(w, x, cfg["mode"], dict(zip(TRAINABLE, params))), y)
+        g = torch.autograd.grad(loss, params, create_graph=create_graph)
+        params = [p - cfg["local_learning_rate"] * gi for p, gi in zip(params, g)]
+        if not create_graph:
+            params = [p.detach().requires_grad_(True) for p in params]
+    return [p - p0 for p, p0 in zip(params, w0)]
+
+
+def observe(w, x, y, cfg, create_graph):
+    """What the attacker matches: the gradient (ig, dlg) or the K-step update (multistep)."""
+    if cfg["name"] == "multistep":
+        return update(w, x, y, cfg, create_graph)
+    return grads(w, x, y, cfg["mode"], create_graph)
+
+
 def ig(w, target, y, shape, cfg, seed):
+    """Inverting Gradients, and the multi-step attack (the same loop on the simulated update)."""
     torch.manual_seed(seed)
     x = torch.rand(shape, requires_grad=True)
     opt = torch.optim.Adam([x], lr=cfg["learning_rate"])
@@ -70,7 +99,7 @@ def ig(w, target, y, shape, cfg, seed):
     start = time.perf_counter()
     for _ in range(its):
         opt.zero_grad()
-        g = grads(w, x, y, cfg["mode"], True)
+        g = observe(w, x, y, cfg, True)
         dot = sum((a * b).sum() for a, b in zip(g, target))
         na = torch.sqrt(sum((a * a).sum() for a in g))
         nb = torch.sqrt(sum((b * b).sum() for b in target))
@@ -102,21 +131,36 @@ def dlg(w, target, y, shape, cfg, seed):
     return x.detach().clamp(0, 1), time.perf_counter() - start
 
 
+def matched_psnr(recon, truth):
+    """PSNR per true image, each paired greedily with the reconstruction most like it (batches come back unordered)."""
+    pairs = sorted(((psnr(r, t), i, j) for i, t in enumerate(truth) for j, r in enumerate(recon)), reverse=True)
+    scores, used_t, used_r = [None] * len(truth), set(), set()
+    for q, i, j in pairs:
+        if i in used_t or j in used_r:
+            continue
+        used_t.add(i)
+        used_r.add(j)
+        scores[i] = q
+    return scores
+
+
 def main():
     spec, w = load(sys.argv[1])
     cfg = spec["attack"]
     hw = spec["image_shape"]
-    out = []
-    for i, (img, label) in enumerate(zip(spec["images"], spec["labels"])):
-        x_true = torch.tensor(np.array(img, dtype=np.float32).reshape([1] + hw))
-        y = torch.tensor([label])
-        target = [g.detach() for g in grads(w, x_true, y, cfg["mode"], False)]
-        run = ig if cfg["name"] == "ig" else dlg
-        x, seconds = run(w, target, y, [1] + hw, cfg, cfg["seed"] + i)
-        out.append({"psnr": psnr(x.numpy(), x_true.numpy()), "seconds": seconds})
-    total = sum(o["seconds"] for o in out)
-    print(json.dumps({"attack": cfg["name"], "psnr": [o["psnr"] for o in out],
-                      "iterations_per_second": cfg["iterations"] * len(out) / total, "torch": torch.__version__}))
+    batch = spec.get("batch", 1)
+    out, seconds = [], 0.0
+    for start in range(0, len(spec["images"]) - batch + 1, batch):
+        x_true = torch.tensor(np.array(spec["images"][start:start + batch], dtype=np.float32).reshape([batch] + hw))
+        y = torch.tensor(spec["labels"][start:start + batch])
+        target = [g.detach() for g in observe(w, x_true, y, cfg, False)]
+        run = dlg if cfg["name"] == "dlg" else ig
+        x, s = run(w, target, y, [batch] + hw, cfg, cfg["seed"] + start)
+        seconds += s
+        out += matched_psnr(list(x.numpy()), list(x_true.numpy()))
+    print(json.dumps({"attack": cfg["name"], "psnr": out, "seconds": seconds,
+                      "iterations_per_second": cfg["iterations"] * (len(out) // batch) / seconds, "torch": torch.__version__,
+                      "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

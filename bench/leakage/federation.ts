@@ -1,0 +1,101 @@
+/**
+ * The federation the leakage bench attacks "after one federated round": a real one on this machine (private
+ * nats-server, a director and three envoy processes talking only through NATS), set up as the demo
+ * (`npm run federation`): three hospitals on Dirichlet(1.0) shares of PneumoniaMNIST's training split, Adam,
+ * one local epoch, class weighting, FedAvg, with auditing and a probe (one plain SGD step on one image per
+ * envoy, recorded by the director and never aggregated). Only the model differs from the demo: ConvNetBN
+ * width 32 with PyTorch-default initialization, seed 0, i.e. the very untrained model of the reference runs.
+ *
+ * Two rounds, so that round 2's probe is asked of the global model after one round (round-0001 checkpoint).
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ExperimentSchema } from '../../ts/core/config/experiment.ts';
+import { loadConfigFile } from '../../ts/core/config/load.ts';
+import { connectNats } from '../../ts/core/transport/connection.ts';
+import { runExperimentRemotely } from '../../ts/experiment/client.ts';
+import { writeFederationFiles } from '../../ts/local/federation-files.ts';
+import { startLocalNats } from '../../ts/local/nats-server.ts';
+import { spawnRole, waitForOutput, type RoleProcess } from '../../ts/local/roles.ts';
+
+export const FEDERATION = 'leakage-bench';
+export const ENVOYS = ['hospital-a', 'hospital-b', 'hospital-c'];
+/** The demo's probe (ts/demo/federation.ts, AUDIT_PROBE): the attack papers' one SGD step on one image. */
+export const PROBE = { examples_per_round: 1, batch_size: 1, local_epochs: 1, optimizer: 'sgd', momentum: 0, learning_rate: 0.001 };
+
+export interface FederationRun {
+  dir: string;
+  /** <workspace>/<federation>/<experiment>: checkpoints/, audit/, metrics.jsonl. */
+  runDir: string;
+  /** Each envoy's audit_dir is <envoyAudit>/<envoy>. */
+  envoyAudit: string;
+  experiment: string;
+}
+
+const EXPERIMENT = 'round1';
+
+/** The paths of a federation this module ran into `dir` earlier (bench --fed-dir). */
+export function federationAt(dir: string): FederationRun {
+  return { dir, runDir: join(dir, 'workspace', FEDERATION, EXPERIMENT), envoyAudit: join(dir, 'envoy-audit'), experiment: EXPERIMENT };
+}
+
+/** From the run's metrics.jsonl: the director's test metrics after round 1 and each envoy's training examples. */
+export function roundOneMetrics(runDir: string): { test_auc: number; test_accuracy: number; examples: Record<string, number> } {
+  const lines = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const first = lines.filter((l) => l.round === 0);
+  const test = first.find((l) => l.scope === 'director' && l.split === 'test');
+  if (!test) throw new Error(`${runDir}/metrics.jsonl has no test metrics for round 1`);
+  const examples = Object.fromEntries(first.filter((l) => l.scope === 'envoy' && l.split === 'train').map((l) => [l.envoy, l.metrics.examples]));
+  return { test_auc: test.metrics.roc_auc, test_accuracy: test.metrics.accuracy, examples };
+}
+
+export async function runAuditedFederation(dir: string, dataPath: string, model: Record<string, unknown>, log: (line: string) => void): Promise<FederationRun> {
+  const nats = await startLocalNats();
+  const files = writeFederationFiles({
+    dir, federation: FEDERATION, natsUrl: nats.url, dataPath, envoys: ENVOYS,
+    partition: { scheme: 'dirichlet', alpha: 1.0, seed: 7 },
+    experiment: {
+      name: EXPERIMENT, rounds: 2, min_envoys_to_start: 3, model,
+      training: { optimizer: 'adam', learning_rate: 0.001, local_epochs: 1, batch_size: 32, class_weighting: true },
+      aggregation: { strategy: 'fedavg', min_envoys: 2 },
+      audit: { enabled: true, probe: PROBE },
+      // A loaded 2-core machine trains three envoys at once: be patient.
+      start_timeout_seconds: 300,
+    },
+  });
+  const logs = join(dir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const started: RoleProcess[] = [];
+  try {
+    const director = spawnRole('director', ['director', 'start', '--config', files.director], join(logs, 'director.log'));
+    started.push(director);
+    await waitForOutput(director, new RegExp(`federation '${FEDERATION}'`));
+    for (const file of files.envoys) {
+      const name = /envoy-(.+)\.yaml$/.exec(file)![1];
+      started.push(spawnRole(name, ['envoy', 'start', '--config', file], join(logs, `${name}.log`)));
+    }
+    await Promise.all(started.slice(1).map((e) => waitForOutput(e, /registered with the director/, 300_000)));
+    const config = loadConfigFile(files.experiment, ExperimentSchema);
+    const nc = await connectNats(nats.url, 'leakage-bench');
+    let completed = 0;
+    const final = await runExperimentRemotely(nc, FEDERATION, config, {
+      silenceTimeoutMs: 1_800_000,
+      onEvent: (e) => {
+        if (e.type === 'round') {
+          completed++;
+          log(`federation round ${e.round! + 1}: test AUC ${e.test?.roc_auc.toFixed(4)}, ${e.seconds?.toFixed(1)} s`);
+        }
+        if (e.type === 'round_failed') log(`federation round ${e.round! + 1} failed: ${e.message}`);
+      },
+    });
+    await nc.close();
+    if (final.type !== 'finished') throw new Error(`the federation did not finish: ${final.message}`);
+    if (completed !== config.rounds) throw new Error(`only ${completed} of ${config.rounds} rounds completed`);
+    const run = federationAt(dir);
+    if (final.run_dir !== run.runDir) throw new Error(`the director wrote its run to ${final.run_dir}, expected ${run.runDir}`);
+    return run;
+  } finally {
+    await Promise.all(started.map((p) => p.stop()));
+    await nats.stop();
+  }
+}
