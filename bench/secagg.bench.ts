@@ -324,7 +324,7 @@ async function main() {
     const f = h.flower as { director_unmask_s?: number; director_unmask_median_s?: number } | undefined;
     headline = {
       cell: HEADLINE,
-      definition: 'throughput = bytes of mask material expanded and added (director mask terms x d x 4 B) per second of SecAggServer.finish() in a real native round (median of the reps); per core used = divided by the cores it used (process CPU seconds / wall seconds of finish(), every rayon worker counted), i.e. bytes per CPU-second. Raw PRG = the crate\'s own PRG (secagg::prg::MaskStream::fill into a 4 KiB block, AES-256-CTR, one thread, bench/secagg/prg-raw) in bytes per thread-CPU-second, the higher of its runs at the start and the end of this bench run.',
+      definition: 'throughput = bytes of mask material expanded and added (director mask terms x d x 4 B) per second of SecAggServer.finish() in a real native round (median of the reps); per core used = divided by the cores it used (process CPU seconds / wall seconds of finish(), every worker thread counted), i.e. bytes per CPU-second. Raw PRG = the crate\'s own PRG (secagg::prg::MaskStream::fill into a 4 KiB block, AES-256-CTR, one thread, bench/secagg/prg-raw) in bytes per thread-CPU-second, the higher of its runs at the start and the end of this bench run.',
       native_director_unmask_s: nr.director_unmask_s,
       native_director_cores_used: nr.director_unmask_cores_used,
       native_director_bytes_per_s_wall: nr.director_unmask_bytes_per_s,
