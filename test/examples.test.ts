@@ -14,6 +14,7 @@ import { DirectorSchema } from '../ts/core/config/director.ts';
 import { EnvoySchema } from '../ts/core/config/envoy.ts';
 import { ExperimentSchema } from '../ts/core/config/experiment.ts';
 import { loadConfigFile, resolveFrom, validateConfig } from '../ts/core/config/load.ts';
+import { AuditSweepSchema } from '../ts/leakage/audit/config.ts';
 import { LeakageConfigSchema } from '../ts/leakage/config.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -25,12 +26,13 @@ const SCHEMAS: [RegExp, z.ZodTypeAny][] = [
   [/^envoy.*\.yaml$/, EnvoySchema],
   [/^experiment.*\.yaml$/, ExperimentSchema],
   [/^leakage.*\.yaml$/, LeakageConfigSchema],
+  [/^audit.*\.yaml$/, AuditSweepSchema],
 ];
 
 const files = readdirSync(EXAMPLES).sort();
 
 test('examples/ holds the sample configs', (t) => {
-  for (const name of ['director.yaml', 'envoy.yaml', 'experiment.yaml', 'experiment-audit.yaml', 'leakage-attack.yaml']) {
+  for (const name of ['director.yaml', 'envoy.yaml', 'experiment.yaml', 'experiment-audit.yaml', 'leakage-attack.yaml', 'audit.yaml']) {
     t.true(files.includes(name), `examples/${name} is missing`);
   }
 });
@@ -38,7 +40,7 @@ test('examples/ holds the sample configs', (t) => {
 for (const name of files) {
   test(`examples/${name} is valid against its schema`, (t) => {
     const schema = SCHEMAS.find(([pattern]) => pattern.test(name))?.[1];
-    if (!schema) return t.fail(`no schema known for examples/${name}: name it director*, envoy*, experiment* or leakage*.yaml`);
+    if (!schema) return t.fail(`no schema known for examples/${name}: name it director*, envoy*, experiment*, leakage* or audit*.yaml`);
     t.notThrows(() => loadConfigFile(join(EXAMPLES, name), schema));
   });
 }
