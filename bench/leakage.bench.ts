@@ -17,8 +17,10 @@
  *   audit      IG on what the director received: each envoy's probe update (one SGD step on one image, training-
  *              mode batch norm, with the batch-norm statistics the update reveals) of round 1 (untrained model)
  *              and round 2 (the model after one round), scored against the image the envoy recorded
+ *   labels     the labels the multi-step attack read off each pair's update (untrained and round-1 model), as
+ *              runLeakage recovers them (seconds; explains the pairs where one image fails)
  *
- *   npx tsx bench/leakage.bench.ts [--parts dlg,ig,speed,multistep,multistep-torch,federation,round1,audit] [--dlg-iterations 300]
+ *   npx tsx bench/leakage.bench.ts [--parts dlg,ig,speed,multistep,multistep-torch,federation,round1,audit,labels] [--dlg-iterations 300]
  *     [--ig-iterations 2000] [--multistep-iterations 2000] [--speed-iterations N] [--speed-repeats 1] [--images 4] [--pairs 4]
  *     [--fed-dir DIR] [--no-torch] [--out bench/results/leakage.json] [--grids bench/results/leakage]
  *
@@ -46,12 +48,16 @@ import { buildModel } from '../ts/core/model.ts';
 import { decodeWeights, readWeights, type FlatWeights } from '../ts/core/weights.ts';
 import { auditedRunConfig } from '../ts/leakage/audit-attack.ts';
 import { runLeakage, type AttackName, type LeakageRunConfig, type LeakageRunResult } from '../ts/leakage/run.ts';
+import { tf } from '../ts/core/tf.ts';
+import { disposeParams, paramsFromNamed, paramsOfModel, type ConvNetParams } from '../ts/leakage/functional-model.ts';
+import { observeUpdate } from '../ts/leakage/attacks/multi-step.ts';
+import { biasGradient, meanPrediction, recoverLabels } from '../ts/leakage/attacks/idlg.ts';
 import { ENVOYS, FEDERATION, federationAt, roundOneMetrics, runAuditedFederation, type FederationRun } from './leakage/federation.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..');
 const DATA = process.env.SECFLOW_DATA ?? resolve(REPO, '..', 'shared', 'data', 'pneumoniamnist.npz');
-const PARTS = ['dlg', 'ig', 'speed', 'multistep', 'multistep-torch', 'federation', 'round1', 'audit'] as const;
+const PARTS = ['dlg', 'ig', 'speed', 'multistep', 'multistep-torch', 'federation', 'round1', 'audit', 'labels'] as const;
 type Part = (typeof PARTS)[number];
 
 const option = (name: string): string | undefined => {
@@ -315,5 +321,39 @@ await part('round1', async () => {
   const ms = await simulated('multistep', 2 * settings.pairs, settings.multistepIterations, { weights, outDir });
   return { ...summary('ig_round1', igr), ...summary('multistep_round1', ms), ...pairs('multistep_round1', ms) };
 });
+/**
+ * The labels the multi-step attack works with, per pair: recovered from the simulated update's classifier bias
+ * as runLeakage does (the update turned back into a gradient, the model's mean prediction on seeded noise).
+ */
+function recoveredPairLabels(params: ConvNetParams): { images: number[]; true: number[]; recovered: number[] }[] {
+  const s = { params, mode: settings.bnMode, imageShape: [28, 28, 1] as [number, number, number], batch: settings.localBatch, numClasses: 2 };
+  const local = { steps: settings.localSteps, learningRate: settings.localLearningRate, optimizer: settings.localOptimizer, momentum: 0 };
+  const mean = meanPrediction(s, settings.seed);
+  const v = victims(2 * settings.pairs);
+  return [...Array(settings.pairs).keys()].map((p) => {
+    const labels = v.labels.slice(2 * p, 2 * p + 2);
+    const update = observeUpdate(s, v.images.slice(2 * p * 784, (2 * p + 2) * 784), labels, local);
+    const gradient = biasGradient(update).map((g) => -g / (settings.localLearningRate * settings.localSteps));
+    tf.dispose(update);
+    return { images: [2 * p, 2 * p + 1], true: [...labels].sort(), recovered: [...recoverLabels(gradient, mean, 2)] };
+  });
+}
+
 await part('audit', async () => ({ ...(await attackProbes(needFederation(), 0)), ...(await attackProbes(needFederation(), 1)) }));
+await part('labels', async () => {
+  const untrained = paramsOfModel(buildModel(model));
+  const w = checkpointAfterRoundOne(needFederation());
+  let offset = 0;
+  const round1 = paramsFromNamed(w.manifest.map((t) => t.name), w.manifest.map((t) => {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const tensor = tf.tensor(w.values.subarray(offset, offset + n), t.shape, 'float32');
+    offset += n;
+    return tensor;
+  }));
+  const result = { multistep_untrained_labels: recoveredPairLabels(untrained), multistep_round1_labels: recoveredPairLabels(round1) };
+  disposeParams(untrained);
+  disposeParams(round1);
+  log(JSON.stringify(result));
+  return result;
+});
 log(`results in ${relative(REPO, out)}`);
