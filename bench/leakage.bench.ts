@@ -31,7 +31,7 @@
  * --fed-dir DIR: where the federation part runs (default: a new temporary folder); round1 and audit without the
  *   federation part read a federation run earlier into DIR.
  * Results are merged into --out (existing keys of parts not run are kept); each part records the command, its
- * wall time and the load average before and after under `runs`. Grids and per-run summaries go to
+ * wall time, finish date and the load average before and after under `runs`. Grids and per-run summaries go to
  * bench/results/leakage/ (untrained), .../round1/ and .../audit/round-N-<envoy>/.
  * Set SECFLOW_TORCH_PYTHON to a python3 with torch (default: the bench venv at ~/.cache/fl-secflow/bench-venv).
  */
