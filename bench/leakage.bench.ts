@@ -36,7 +36,7 @@
  * Set SECFLOW_TORCH_PYTHON to a python3 with torch (default: the bench venv at ~/.cache/fl-secflow/bench-venv).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -158,8 +158,12 @@ function torchAttack(attack: 'ig' | 'multistep', weights: FlatWeights, n: number
   };
   const path = join(tmpdir(), `secflow-leakage-torch-${process.pid}.json`);
   writeFileSync(path, JSON.stringify(spec));
-  const stdout = execFileSync(python, [join(HERE, 'leakage_torch.py'), path], { encoding: 'utf8', maxBuffer: 1 << 24 });
-  return JSON.parse(stdout.trim().split('\n').at(-1)!);
+  try {
+    const stdout = execFileSync(python, [join(HERE, 'leakage_torch.py'), path], { encoding: 'utf8', maxBuffer: 1 << 24 });
+    return JSON.parse(stdout.trim().split('\n').at(-1)!);
+  } finally {
+    rmSync(path, { force: true });
+  }
 }
 
 function checkpointAfterRoundOne(fed: FederationRun): FlatWeights {
