@@ -5,7 +5,7 @@ import { ModelSpecSchema } from '../ts/core/config/experiment.ts';
 import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
 import { paramsOfModel, trainableNames } from '../ts/leakage/functional-model.ts';
 import { observeUpdate } from '../ts/leakage/attacks/multi-step.ts';
-import { readWeights } from '../ts/core/weights.ts';
+import { readWeights, slicesOf } from '../ts/core/weights.ts';
 import { type AttackSetting, observeGradients } from '../ts/leakage/attacks/common.ts';
 import { biasGradient, meanPrediction, recoverLabel, recoverLabels } from '../ts/leakage/attacks/idlg.ts';
 import { lbfgs } from '../ts/leakage/optim/lbfgs.ts';
@@ -97,12 +97,9 @@ test('a saved update (weights sent, weights returned) is what the multi-step att
   const names = model.weights.map((w) => w.originalName);
   // What the director records: the update (received - sent), zero where local training changed nothing.
   const delta = { manifest: sent.manifest, values: new Float32Array(sent.values.length) };
-  let offset = 0;
-  for (const entry of sent.manifest) {
-    const n = entry.shape.reduce((a, b) => a * b, 1);
+  for (const entry of slicesOf(delta)) {
     const k = trainableNames().indexOf(entry.name);
-    if (k >= 0) delta.values.set(update[k].dataSync(), offset);
-    offset += n;
+    if (k >= 0) entry.values.set(update[k].dataSync());
   }
   t.true(names.includes('classifier/bias'));
   const result = await runLeakage({

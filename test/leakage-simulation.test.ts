@@ -9,7 +9,7 @@ import { subset } from '../ts/core/data/dataset.ts';
 import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
 import { buildModel } from '../ts/core/model.ts';
 import { trainLocal } from '../ts/core/training.ts';
-import { readWeights, type FlatWeights } from '../ts/core/weights.ts';
+import { readWeights, sliceNamed, type FlatWeights } from '../ts/core/weights.ts';
 import { oneHot } from '../ts/leakage/attacks/common.ts';
 import { observedMoments } from '../ts/leakage/attacks/bn-statistics.ts';
 import { simulateUpdate } from '../ts/leakage/attacks/multi-step.ts';
@@ -31,14 +31,7 @@ async function envoyUpdate(training: Record<string, unknown>, steps: number): Pr
 }
 
 function trainableOfDelta(delta: FlatWeights): Float32Array[] {
-  let offset = 0;
-  const byName = new Map(delta.manifest.map((t) => {
-    const n = t.shape.reduce((a, b) => a * b, 1);
-    const slice = delta.values.subarray(offset, offset + n);
-    offset += n;
-    return [t.name, slice] as const;
-  }));
-  return trainableNames().map((name) => byName.get(name)!);
+  return trainableNames().map((name) => sliceNamed(delta, name)!);
 }
 
 for (const [name, training] of [

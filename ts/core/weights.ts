@@ -5,6 +5,7 @@
  */
 import { pack, unpack } from 'msgpackr';
 import { tf } from './tf.ts';
+import type * as TF from '@tensorflow/tfjs';
 import type { LayersModel } from './model.ts';
 
 export interface TensorInfo { name: string; shape: number[] }
@@ -26,15 +27,29 @@ export function readWeights(model: LayersModel): FlatWeights {
 
 export function writeWeights(model: LayersModel, weights: FlatWeights): void {
   checkFits(model, weights);
-  let offset = 0;
-  const tensors = weights.manifest.map((t) => {
-    const n = sizeOf(t.shape);
-    const slice = weights.values.subarray(offset, offset + n);
-    offset += n;
-    return tf.tensor(slice, t.shape, 'float32');
-  });
+  const tensors = toTensors(weights);
   model.setWeights(tensors);
   tf.dispose(tensors);
+}
+
+/** Each tensor of a flat vector, in manifest order; `values` is a view into `w.values`, not a copy. */
+export function slicesOf(w: FlatWeights): (TensorInfo & { values: Float32Array })[] {
+  let offset = 0;
+  return w.manifest.map((t) => {
+    const values = w.values.subarray(offset, offset + sizeOf(t.shape));
+    offset += values.length;
+    return { ...t, values };
+  });
+}
+
+/** One slice by tensor name, or undefined. */
+export function sliceNamed(w: FlatWeights, name: string): Float32Array | undefined {
+  return slicesOf(w).find((t) => t.name === name)?.values;
+}
+
+/** The vector as tfjs tensors in manifest order (the caller disposes them). */
+export function toTensors(w: FlatWeights): TF.Tensor[] {
+  return slicesOf(w).map((t) => tf.tensor(t.values, t.shape, 'float32'));
 }
 
 export function checkFits(model: LayersModel, weights: FlatWeights): void {

@@ -15,7 +15,7 @@ import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../core/tf.ts';
 import { buildModel, type LayersModel } from '../core/model.ts';
 import type { ModelSpec } from '../core/config/experiment.ts';
-import { sizeOf, type FlatWeights } from '../core/weights.ts';
+import { sizeOf, toTensors, type FlatWeights } from '../core/weights.ts';
 import { type BnMode, type ConvNetParams, disposeParams, paramsFromNamed, paramsOfModel, trainableNamesOf } from './functional-model.ts';
 import { type AttackSetting, observeGradients } from './attacks/common.ts';
 import { biasGradient, meanPrediction, recoverLabels } from './attacks/idlg.ts';
@@ -169,23 +169,13 @@ function countMatches(recovered: Int32Array, truth: Int32Array): number {
   return [...recovered].filter((v, i) => v === sorted[i]).length;
 }
 
-function tensorsOf(w: FlatWeights): TF.Tensor[] {
-  let offset = 0;
-  return w.manifest.map((t) => {
-    const n = sizeOf(t.shape);
-    const tensor = tf.tensor(w.values.subarray(offset, offset + n), t.shape, 'float32');
-    offset += n;
-    return tensor;
-  });
-}
-
 function paramsFromFlat(w: FlatWeights): ConvNetParams {
-  return paramsFromNamed(w.manifest.map((t) => t.name), tensorsOf(w));
+  return paramsFromNamed(w.manifest.map((t) => t.name), toTensors(w));
 }
 
 /** The trainable tensors of an update (received - sent), in the attack's order. */
 function trainableUpdate(delta: FlatWeights, params: ConvNetParams): TF.Tensor[] {
-  const tensors = tensorsOf(delta);
+  const tensors = toTensors(delta);
   const update = trainableNamesOf(params).map((name) => {
     const i = delta.manifest.findIndex((t) => t.name === name);
     if (i < 0) throw new Error(`the update lacks ${name}`);

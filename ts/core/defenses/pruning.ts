@@ -4,22 +4,16 @@
  * zero. Per tensor, as the paper's reference code prunes each parameter's gradient by its own percentile:
  * a global threshold would wipe out whole small layers (BatchNorm) whose entries are small but informative.
  */
-import { sizeOf, type FlatWeights } from '../weights.ts';
+import { slicesOf, type FlatWeights } from '../weights.ts';
 
 export interface PruningReport { kept: number; total: number }
 
 /** A pruned copy of `update`; ties at the threshold are kept, so slightly more than p may survive. */
 export function pruneUpdate(update: FlatWeights, keepFraction: number): { update: FlatWeights; report: PruningReport } {
   if (!(keepFraction > 0 && keepFraction <= 1)) throw new Error(`pruning keep_fraction must be in (0, 1], got ${keepFraction}`);
-  const values = new Float32Array(update.values);
-  let offset = 0;
-  let kept = 0;
-  for (const tensor of update.manifest) {
-    const n = sizeOf(tensor.shape);
-    kept += pruneInPlace(values.subarray(offset, offset + n), keepFraction);
-    offset += n;
-  }
-  return { update: { manifest: update.manifest, values }, report: { kept, total: values.length } };
+  const pruned = { manifest: update.manifest, values: new Float32Array(update.values) };
+  const kept = slicesOf(pruned).reduce((n, tensor) => n + pruneInPlace(tensor.values, keepFraction), 0);
+  return { update: pruned, report: { kept, total: pruned.values.length } };
 }
 
 /** Zeroes all but the ceil(p n) largest |v| of one tensor; returns how many entries remain non-zero. */

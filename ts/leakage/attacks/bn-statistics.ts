@@ -10,23 +10,14 @@
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../../core/tf.ts';
 import { BN_MOMENTUM } from '../../core/model.ts';
-import { sizeOf, type FlatWeights } from '../../core/weights.ts';
+import { sliceNamed, type FlatWeights } from '../../core/weights.ts';
 import { batchMoments, type BatchMoments, type ConvNetParams } from '../functional-model.ts';
 
 /** The batch statistics of a one-step update, or undefined if the update does not carry them. */
 export function observedMoments(sent: ConvNetParams, delta: FlatWeights): BatchMoments[] | undefined {
-  const read = (name: string) => {
-    let offset = 0;
-    for (const t of delta.manifest) {
-      const n = sizeOf(t.shape);
-      if (t.name === name) return delta.values.subarray(offset, offset + n);
-      offset += n;
-    }
-    return undefined;
-  };
   const moments: BatchMoments[] = [];
   for (let i = 0; i < sent.convs.length; i++) {
-    const [dm, dv] = [read(`bn${i}/moving_mean`), read(`bn${i}/moving_variance`)];
+    const [dm, dv] = [sliceNamed(delta, `bn${i}/moving_mean`), sliceNamed(delta, `bn${i}/moving_variance`)];
     if (!dm || !dv) return undefined;
     // batch = moving + delta / (1 - m)
     const undo = (moving: TF.Tensor1D, d: Float32Array) => tf.tidy(() => tf.add(moving, tf.mul(tf.tensor1d(d), 1 / (1 - BN_MOMENTUM)))) as TF.Tensor1D;
