@@ -20,8 +20,16 @@ export interface TrainResult {
   seconds: number;
   /** Indices into the dataset of the examples trained on (all of them unless `examples_per_round` is set). */
   trainedIndices: number[];
-  /** Under DP-SGD: what the privacy accountant needs (q = batch / examples, as for Poisson sampling). */
-  dp?: { steps: number; sampleRate: number; noiseMultiplier: number };
+  /** Under DP-SGD: what the privacy accountant needs. */
+  dp?: DpSteps;
+}
+
+/** DP-SGD steps taken, for the accountant (q = batch / examples, as for Poisson sampling). */
+export interface DpSteps { steps: number; sampleRate: number; noiseMultiplier: number }
+
+/** How many optimizer steps local training takes on `examples` examples (at least one). */
+export function localStepCount(examples: number, config: Pick<TrainingConfig, 'local_epochs' | 'batch_size'>): number {
+  return Math.max(1, Math.round(config.local_epochs * Math.ceil(examples / config.batch_size)));
 }
 
 export interface TrainOptions {
@@ -72,7 +80,7 @@ export async function trainLocal(model: LayersModel, full: ImageDataset, options
   const dp = config.dp.enabled ? privateStepper(model, optimizer, config, exampleLosses, anchor) : undefined;
   if (dp && (modelLoss || options.extraLoss)) throw new Error('DP-SGD cannot train a model with extra loss terms (PRECODE): they are not clipped per example');
   const stepsPerEpoch = Math.ceil(n / config.batch_size);
-  const steps = Math.max(1, Math.round(config.local_epochs * stepsPerEpoch));
+  const steps = localStepCount(n, config);
   let order: number[] = [];
   let lossSum = 0;
   for (let step = 0; step < steps; step++) {

@@ -19,7 +19,7 @@ import { buildModel, type LayersModel } from '../core/model.ts';
 import { progress, type Progress } from '../core/progress.ts';
 import { subjects } from '../core/subjects.ts';
 import { describeBackend } from '../core/tf.ts';
-import { evaluate, trainLocal } from '../core/training.ts';
+import { evaluate, trainLocal, type DpSteps } from '../core/training.ts';
 import { chunkBytesFor, fetchBlob, offerBlob } from '../core/transport/blobs.ts';
 import { connectNats } from '../core/transport/connection.ts';
 import { request, serve } from '../core/transport/rpc.ts';
@@ -187,7 +187,7 @@ export class Envoy {
   }
 
   /** Composes this round's DP-SGD steps into the experiment's privacy budget and reports (epsilon, delta). */
-  private account(task: TrainTask, dp: NonNullable<Awaited<ReturnType<typeof trainLocal>>['dp']>, log: Logger) {
+  private account(task: TrainTask, dp: DpSteps, log: Logger) {
     const accountant = this.accountants.get(task.experiment) ?? new RdpAccountant();
     this.accountants.set(task.experiment, accountant);
     accountant.step(dp.noiseMultiplier, dp.sampleRate, dp.steps);

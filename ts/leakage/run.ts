@@ -13,7 +13,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../core/tf.ts';
-import { buildModel, type LayersModel } from '../core/model.ts';
+import { buildModel } from '../core/model.ts';
 import type { ModelSpec } from '../core/config/experiment.ts';
 import { sizeOf, toTensors, type FlatWeights } from '../core/weights.ts';
 import { type BnMode, type ConvNetParams, disposeParams, paramsFromNamed, paramsOfModel, trainableNamesOf } from './functional-model.ts';
@@ -77,7 +77,7 @@ export interface LeakageRunResult extends ScoreSummary {
 export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult> {
   const shape: [number, number, number] = [c.model.input_size[0], c.model.input_size[1], c.model.channels];
   const pixels = sizeOf(shape);
-  const params = c.saved ? paramsFromFlat(c.saved.sent) : c.weights ? paramsFromFlat(c.weights) : paramsOfModel(untrainedModel(c));
+  const params = c.saved ? paramsFromFlat(c.saved.sent) : c.weights ? paramsFromFlat(c.weights) : untrainedParams(c);
   const s: AttackSetting = { params, mode: c.bnMode, imageShape: shape, batch: c.batch, numClasses: c.model.num_classes };
   const truths = split(c.images, pixels);
   const floorMean = meanImage(c.floorImages, pixels);
@@ -118,24 +118,31 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
  */
 function gradientEstimate(c: LeakageRunConfig, bias: Float32Array): Float32Array {
   // Only the multi-step attack observes an update; the others get one already turned into a gradient.
-  return c.attack === 'multistep' ? bias.map((v) => -v / (c.localLearningRate * c.localSteps)) : bias;
+  return c.attack === 'multistep' ? bias.map((v) => v * updateToGradient(c)) : bias;
+}
+
+/** K SGD steps at rate η moved the weights by about -η K times the gradient. */
+function updateToGradient(c: LeakageRunConfig): number {
+  return -1 / (c.localLearningRate * c.localSteps);
 }
 
 function localSteps(c: LeakageRunConfig) {
   return { steps: c.localSteps, learningRate: c.localLearningRate, optimizer: c.localOptimizer, momentum: c.localMomentum };
 }
 
-function untrainedModel(c: LeakageRunConfig): LayersModel {
-  return buildModel(c.model);
+/** The untrained model's weights (copies), the model itself disposed. */
+function untrainedParams(c: LeakageRunConfig): ConvNetParams {
+  const model = buildModel(c.model);
+  const params = paramsOfModel(model);
+  model.dispose();
+  return params;
 }
 
 function observe(c: LeakageRunConfig, s: AttackSetting, images: Float32Array, labels: Int32Array): TF.Tensor[] {
   if (c.saved) {
     const update = trainableUpdate(c.saved.delta, s.params);
     if (c.attack === 'multistep') return update;
-    // Gradient attacks on an update: K SGD steps moved the weights by about -η K times the gradient.
-    const scale = -1 / (c.localLearningRate * c.localSteps);
-    return update.map((t) => { const g = tf.mul(t, scale); t.dispose(); return g; });
+    return update.map((t) => { const g = tf.mul(t, updateToGradient(c)); t.dispose(); return g; });
   }
   if (c.attack === 'multistep') return observeUpdate(s, images, labels, localSteps(c));
   return observeGradients(s, images, labels);
