@@ -9,10 +9,11 @@
  * --audit records what the director receives, adds a probe round (one SGD step on one image per envoy) and
  *   afterwards attacks hospital-a's probe update of the first and last rounds (Inverting Gradients).
  */
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { findPneumoniaMnist } from '../core/data/fetch.ts';
 import { tableHeader, tableRow } from '../experiment/table.ts';
+import type { LocalAuditedRun } from '../leakage/audit-attack.ts';
 import { runLocalFederation } from '../local/federation.ts';
 
 const { values: args } = parseArgs({
@@ -35,26 +36,19 @@ const FEDERATION = 'pneumonia-demo';
 const AUDIT_PROBE = { examples_per_round: 1, batch_size: 1, local_epochs: 1, optimizer: 'sgd', momentum: 0, learning_rate: 0.001 };
 
 /** After an audited run: what an honest-but-curious director could rebuild from hospital-a's probes. */
-async function attackProbes(runDir: string, envoyAudit: string, dataPath: string, rounds: number): Promise<void> {
-  const { attackAuditedProbe } = await import('./audit-attack.ts');
+async function attackProbes(run: LocalAuditedRun, dataPath: string, rounds: number): Promise<void> {
+  const { attackAuditedProbes } = await import('./audit-attack.ts');
   console.log('\naudit: Inverting Gradients on what the director received from hospital-a (probe updates)');
-  for (const round of [...new Set([0, rounds - 1])]) {
-    const r = await attackAuditedProbe({ runDir, envoyAudit, federation: FEDERATION, envoy: 'hospital-a', round, dataPath, iterations: Number(args['attack-iterations']) });
+  const scores = await attackAuditedProbes(run, 'hospital-a', [...new Set([0, rounds - 1])], dataPath, Number(args['attack-iterations']));
+  for (const { round, ...r } of scores) {
     console.log(`  round ${round + 1}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(3)} (no-information floor ${r.floorPsnr.toFixed(2)} dB: gap ${(r.psnr - r.floorPsnr).toFixed(2)} dB)  grid: ${r.grid}`);
   }
-}
-
-function findData(): string {
-  const candidates = [args.data, '../shared/data/pneumoniamnist.npz', 'data/pneumoniamnist.npz'].filter(Boolean) as string[];
-  const found = candidates.map((c) => resolve(c)).find((c) => existsSync(c));
-  if (!found) throw new Error(`PneumoniaMNIST not found (looked for ${candidates.join(', ')}); run \`npx secflow data fetch\` or pass --data`);
-  return found;
 }
 
 async function main(): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const dir = resolve(args.out!, `demo-${stamp}`);
-  const dataPath = findData();
+  const dataPath = findPneumoniaMnist(args.data, 'pass --data');
   console.log(`FL-SecFlow demo${args.secagg ? ' with secure aggregation (SecAgg+)' : ''}${args.audit ? ', audited' : ''}: data ${dataPath}`);
   let printedHeader = false;
   const { final, config, files } = await runLocalFederation({
@@ -77,7 +71,7 @@ async function main(): Promise<void> {
   });
   if (final.type === 'failed') throw new Error(`experiment failed: ${final.message}`);
   console.log(`\nmetrics: ${join(final.run_dir!, 'metrics.csv')}  TensorBoard: tensorboard --logdir ${join(final.run_dir!, 'tensorboard')}`);
-  if (args.audit) await attackProbes(final.run_dir!, files.envoyAudit, dataPath, config.rounds);
+  if (args.audit) await attackProbes({ runDir: final.run_dir!, envoyAudit: files.envoyAudit, federation: FEDERATION, experiment: config.name }, dataPath, config.rounds);
   console.log(`final test_auc=${final.test?.roc_auc.toFixed(4)} test_acc=${final.test?.accuracy.toFixed(4)} run=${final.run_dir}`);
 }
 

@@ -3,7 +3,9 @@
  * only what the director knows (the weights it sent, the experiment's model and training settings), and
  * scored against the images the envoy recorded on its own side.
  */
-import { readAuditRecord, readAuditTruth, readAuditWeights, updateOf, type AuditRecord, type AuditTruth } from '../core/audit.ts';
+import { join } from 'node:path';
+import { auditRoundDir, readAuditRecord, readAuditTruth, readAuditWeights, truthPath, updateOf, type AuditRecord, type AuditTruth } from '../core/audit.ts';
+import { localStepCount } from '../core/training.ts';
 import type { LeakageRunConfig } from './run.ts';
 
 export type AttackSettings = Pick<LeakageRunConfig, 'attack' | 'iterations' | 'restarts' | 'learningRate' | 'tvWeight' | 'seed'>;
@@ -26,12 +28,21 @@ export function auditedRunConfig(recordDir: string, envoy: string, truthPaths: s
     images: concat(truths.map((t) => t.images)),
     labels: Int32Array.from(truths.flatMap((t) => [...t.labels])),
     batch: truths.reduce((n, t) => n + t.labels.length, 0),
-    localSteps: Math.max(1, Math.round(training.local_epochs)), // one full-batch step per epoch
+    localSteps: localStepCount(perEnvoy, training), // full batch: one step per epoch
     localLearningRate: training.learning_rate,
     localOptimizer: training.optimizer,
     localMomentum: training.optimizer === 'sgd' ? training.momentum : undefined,
     saved: { sent: readAuditWeights(recordDir, record.sent), delta: readAuditWeights(recordDir, update.file) },
   };
+}
+
+/** Where a local run's audit records are: the director's run folder and the envoys' audit folders (ts/local). */
+export interface LocalAuditedRun { runDir: string; envoyAudit: string; federation: string; experiment: string }
+
+/** The attack on round `round`'s probe of `envoys`: one envoy, or every envoy in a secure aggregate. */
+export function probeAttackConfig(run: LocalAuditedRun, round: number, envoys: string[], attack: AttackSettings): Omit<LeakageRunConfig, 'floorImages'> {
+  const truths = envoys.map((e) => truthPath(join(run.envoyAudit, e), run.federation, run.experiment, e, round, 'probe'));
+  return auditedRunConfig(auditRoundDir(run.runDir, round, 'probe'), envoys[0], truths, attack);
 }
 
 /** The truth files of exactly the envoys in this update, from this round; anything else is an error. */

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdirSync, renameSync, writeFileSync, existsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from '../log.ts';
 import { progress } from '../progress.ts';
 
@@ -12,6 +12,17 @@ export const PNEUMONIAMNIST_OFFICIAL = {
   url: 'https://zenodo.org/records/10519652/files/pneumoniamnist.npz?download=1',
   md5: '28209eda62fecd6e6a2d98b1501bb15f',
 };
+
+/**
+ * The PneumoniaMNIST file to use: the one given, else ../shared/data beside the clone, else what
+ * `secflow data fetch` saves by default (data/). `how` says how the caller's user names a file.
+ */
+export function findPneumoniaMnist(given: string | undefined, how: string): string {
+  const candidates = [given, '../shared/data/pneumoniamnist.npz', 'data/pneumoniamnist.npz'].filter(Boolean) as string[];
+  const found = candidates.map((c) => resolve(c)).find((c) => existsSync(c));
+  if (!found) throw new Error(`PneumoniaMNIST not found (looked for ${candidates.join(', ')}); run \`npx secflow data fetch\` or ${how}`);
+  return found;
+}
 
 export interface FetchOptions { dest: string; url?: string; md5?: string; force?: boolean; log: Logger }
 

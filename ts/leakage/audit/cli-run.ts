@@ -1,7 +1,8 @@
 /** `secflow leakage audit`: run the sweep and write its table, scatter and HTML report into `out`. */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { resolveFrom } from '../../core/config/load.ts';
+import { findPneumoniaMnist } from '../../core/data/fetch.ts';
 import type { AuditSweep } from './config.ts';
 import { writeAuditTables, writeHtmlReport, writeScatter } from './report.ts';
 import { runSweep } from './sweep.ts';
@@ -12,17 +13,10 @@ export async function runAudit(sweep: AuditSweep, configPath: string | undefined
   const rel = (p: string) => (configPath ? resolveFrom(configPath, p) : resolve(p));
   const out = rel(sweep.out);
   mkdirSync(out, { recursive: true });
-  const dataPath = findData(sweep.data && rel(sweep.data));
+  const dataPath = findPneumoniaMnist(sweep.data && rel(sweep.data), 'set data: in the audit YAML');
   const results = await runSweep({ ...sweep, out }, dataPath, say, (partial) => writeAuditTables(partial, out));
   const tables = writeAuditTables(results, out);
   const scatter = writeScatter(results, join(out, 'scatter.png'));
   const html = writeHtmlReport(results, out, scatter.svg);
   return { ...tables, png: scatter.png, html };
-}
-
-function findData(given?: string): string {
-  const candidates = [given, '../shared/data/pneumoniamnist.npz', 'data/pneumoniamnist.npz'].filter(Boolean) as string[];
-  const found = candidates.map((c) => resolve(c)).find((c) => existsSync(c));
-  if (!found) throw new Error(`PneumoniaMNIST not found (looked for ${candidates.join(', ')}); run \`npx secflow data fetch\` or set data: in the audit YAML`);
-  return found;
 }

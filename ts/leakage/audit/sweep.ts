@@ -5,10 +5,10 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { auditRoundDir, readAuditRecord, truthPath } from '../../core/audit.ts';
+import { auditRoundDir, readAuditRecord } from '../../core/audit.ts';
 import { loadPneumoniaMnist } from '../../core/data/npz.ts';
 import { runLocalFederation } from '../../local/federation.ts';
-import { auditedRunConfig } from '../audit-attack.ts';
+import { probeAttackConfig } from '../audit-attack.ts';
 import { runLeakage, type LeakageRunConfig } from '../run.ts';
 import type { AttackSpec, AuditConfiguration, AuditSweep } from './config.ts';
 import type { AttackScore, AuditResults, ConfigurationResult } from './results.ts';
@@ -54,26 +54,19 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
   });
   if (final.type !== 'finished' || !final.test) throw new Error(`configuration ${c.name}: the experiment did not finish: ${final.message ?? final.type}`);
   const runDir = final.run_dir!;
-  const truthOf = (envoy: string, round: number) => truthPath(join(files.envoyAudit, envoy), FEDERATION, config.name, envoy, round, 'probe');
+  const run = { runDir, envoyAudit: files.envoyAudit, federation: FEDERATION, experiment: config.name };
   const attacks: AttackScore[] = [];
   const adaptive: AttackScore[] = [];
   for (let round = 0; round < config.rounds; round++) {
     const recordDir = auditRoundDir(runDir, round, 'probe');
     if (!existsSync(join(recordDir, 'record.json'))) { say(`  round ${round + 1}: no probe record (the probe failed); skipped`); continue; }
     for (const target of targetsOf(readAuditRecord(recordDir).view, envoys, sweep.attack_envoys)) {
-      const truths = target.map((e) => truthOf(e, round));
       const outDir = join(dir, 'attacks', `round-${round + 1}-${target.length > 1 ? 'aggregate' : target[0]}`);
-      for (const spec of sweep.attacks) {
-        const run = auditedRunConfig(recordDir, target[0], truths, attackSettings(spec));
-        attacks.push(await scored(run, spec.attack, round, target, floorImages, outDir, sweep.out, say));
-      }
-      if (config.model.precode.enabled) {
-        // The adaptive attack inverts one envoy's update; a secure aggregate mixes several.
-        if (target.length === 1) {
-          const spec = { ...sweep.attacks[0], attack: 'precode-adaptive' as const };
-          adaptive.push(await scored(auditedRunConfig(recordDir, target[0], truths, attackSettings(spec)), spec.attack, round, target, floorImages, outDir, sweep.out, say));
-        }
-      }
+      const attack = (spec: AttackSpec | AdaptiveSpec) =>
+        scored(probeAttackConfig(run, round, target, attackSettings(spec)), spec.attack, round, target, floorImages, outDir, sweep.out, say);
+      for (const spec of sweep.attacks) attacks.push(await attack(spec));
+      // The adaptive attack inverts one envoy's update; a secure aggregate mixes several.
+      if (config.model.precode.enabled && target.length === 1) adaptive.push(await attack({ ...sweep.attacks[0], attack: 'precode-adaptive' }));
     }
   }
   return {
@@ -82,7 +75,7 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
     utility: { roc_auc: final.test.roc_auc, accuracy: final.test.accuracy, sensitivity: final.test.sensitivity, specificity: final.test.specificity },
     dp_epsilon: maxEpsilon(runDir),
     attacks, leakage: summarizeLeakage(attacks),
-    ...(adaptive.length ? { adaptive: { psnr_gap_max_db: summarizeLeakage(adaptive).psnr_gap_max_db, psnr_worst_case: summarizeLeakage(adaptive).psnr_worst_case } } : {}),
+    ...(adaptive.length ? { adaptive: worstOf(summarizeLeakage(adaptive)) } : {}),
     run_dir: runDir, seconds: (performance.now() - started) / 1000,
   };
 }
@@ -92,7 +85,9 @@ function targetsOf(view: 'updates' | 'aggregate', envoys: string[], k: number): 
   return view === 'aggregate' ? [envoys] : envoys.slice(0, k).map((e) => [e]);
 }
 
-function attackSettings(spec: Omit<AttackSpec, 'attack'> & { attack: AttackSpec['attack'] | 'precode-adaptive' }) {
+type AdaptiveSpec = Omit<AttackSpec, 'attack'> & { attack: 'precode-adaptive' };
+
+function attackSettings(spec: AttackSpec | AdaptiveSpec) {
   return { attack: spec.attack, iterations: spec.iterations, restarts: spec.restarts, learningRate: spec.learning_rate, tvWeight: spec.tv_weight, seed: 0 };
 }
 
@@ -117,6 +112,10 @@ export function summarizeLeakage(scores: AttackScore[]): ConfigurationResult['le
     psnr_mean: mean(psnr), psnr_worst_case: Math.max(...psnr), ssim_mean: mean(ssim), ssim_worst_case: Math.max(...ssim),
     psnr_gap_max_db: Math.max(...gaps), psnr_gap_mean_db: mean(gaps),
   };
+}
+
+function worstOf({ psnr_gap_max_db, psnr_worst_case }: ConfigurationResult['leakage']) {
+  return { psnr_gap_max_db, psnr_worst_case };
 }
 
 /** The largest epsilon any envoy reported under DP-SGD (metrics.jsonl, split 'privacy'), if any. */
