@@ -8,15 +8,9 @@
  *
  * Two rounds, so that round 2's probe is asked of the global model after one round (round-0001 checkpoint).
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ExperimentSchema } from '../../ts/core/config/experiment.ts';
-import { loadConfigFile } from '../../ts/core/config/load.ts';
-import { connectNats } from '../../ts/core/transport/connection.ts';
-import { runExperimentRemotely } from '../../ts/experiment/client.ts';
-import { writeFederationFiles } from '../../ts/local/federation-files.ts';
-import { startLocalNats } from '../../ts/local/nats-server.ts';
-import { spawnRole, waitForOutput, type RoleProcess } from '../../ts/local/roles.ts';
+import { runLocalFederation } from '../../ts/local/federation.ts';
 
 export const FEDERATION = 'leakage-bench';
 export const ENVOYS = ['hospital-a', 'hospital-b', 'hospital-c'];
@@ -50,9 +44,9 @@ export function roundOneMetrics(runDir: string): { test_auc: number; test_accura
 }
 
 export async function runAuditedFederation(dir: string, dataPath: string, model: Record<string, unknown>, log: (line: string) => void): Promise<FederationRun> {
-  const nats = await startLocalNats();
-  const files = writeFederationFiles({
-    dir, federation: FEDERATION, natsUrl: nats.url, dataPath, envoys: ENVOYS,
+  let completed = 0;
+  const { final, config } = await runLocalFederation({
+    dir, federation: FEDERATION, dataPath, envoys: ENVOYS,
     partition: { scheme: 'dirichlet', alpha: 1.0, seed: 7 },
     experiment: {
       name: EXPERIMENT, rounds: 2, min_envoys_to_start: 3, model,
@@ -62,40 +56,19 @@ export async function runAuditedFederation(dir: string, dataPath: string, model:
       // A loaded 2-core machine trains three envoys at once: be patient.
       start_timeout_seconds: 300,
     },
+    registrationTimeoutMs: 300_000,
+    silenceTimeoutMs: 1_800_000,
+    onEvent: (e) => {
+      if (e.type === 'round') {
+        completed++;
+        log(`federation round ${e.round! + 1}: test AUC ${e.test?.roc_auc.toFixed(4)}, ${e.seconds?.toFixed(1)} s`);
+      }
+      if (e.type === 'round_failed') log(`federation round ${e.round! + 1} failed: ${e.message}`);
+    },
   });
-  const logs = join(dir, 'logs');
-  mkdirSync(logs, { recursive: true });
-  const started: RoleProcess[] = [];
-  try {
-    const director = spawnRole('director', ['director', 'start', '--config', files.director], join(logs, 'director.log'));
-    started.push(director);
-    await waitForOutput(director, new RegExp(`federation '${FEDERATION}'`));
-    for (const file of files.envoys) {
-      const name = /envoy-(.+)\.yaml$/.exec(file)![1];
-      started.push(spawnRole(name, ['envoy', 'start', '--config', file], join(logs, `${name}.log`)));
-    }
-    await Promise.all(started.slice(1).map((e) => waitForOutput(e, /registered with the director/, 300_000)));
-    const config = loadConfigFile(files.experiment, ExperimentSchema);
-    const nc = await connectNats(nats.url, 'leakage-bench');
-    let completed = 0;
-    const final = await runExperimentRemotely(nc, FEDERATION, config, {
-      silenceTimeoutMs: 1_800_000,
-      onEvent: (e) => {
-        if (e.type === 'round') {
-          completed++;
-          log(`federation round ${e.round! + 1}: test AUC ${e.test?.roc_auc.toFixed(4)}, ${e.seconds?.toFixed(1)} s`);
-        }
-        if (e.type === 'round_failed') log(`federation round ${e.round! + 1} failed: ${e.message}`);
-      },
-    });
-    await nc.close();
-    if (final.type !== 'finished') throw new Error(`the federation did not finish: ${final.message}`);
-    if (completed !== config.rounds) throw new Error(`only ${completed} of ${config.rounds} rounds completed`);
-    const run = federationAt(dir);
-    if (final.run_dir !== run.runDir) throw new Error(`the director wrote its run to ${final.run_dir}, expected ${run.runDir}`);
-    return run;
-  } finally {
-    await Promise.all(started.map((p) => p.stop()));
-    await nats.stop();
-  }
+  if (final.type !== 'finished') throw new Error(`the federation did not finish: ${final.message}`);
+  if (completed !== config.rounds) throw new Error(`only ${completed} of ${config.rounds} rounds completed`);
+  const run = federationAt(dir);
+  if (final.run_dir !== run.runDir) throw new Error(`the director wrote its run to ${final.run_dir}, expected ${run.runDir}`);
+  return run;
 }

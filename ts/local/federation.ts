@@ -18,6 +18,9 @@ export interface LocalRunOptions extends Omit<LocalFederationSpec, 'natsUrl'> {
   /** An existing NATS server; default: start a private one on a free loopback port. */
   natsUrl?: string;
   onEvent?: (event: ExperimentEvent) => void;
+  /** How long envoys may take to register, and the director to stay silent (loaded machines need more). */
+  registrationTimeoutMs?: number;
+  silenceTimeoutMs?: number;
   /** Progress lines for a person watching (default: none). */
   say?: (line: string) => void;
 }
@@ -49,12 +52,12 @@ export async function runLocalFederation(o: LocalRunOptions): Promise<LocalRun> 
     for (const [i, file] of files.envoys.entries()) {
       started.push(spawnRole(o.envoys[i], ['envoy', 'start', '--config', file], join(logs, `${o.envoys[i]}.log`)));
     }
-    await Promise.all(started.slice(1).map((e) => waitForOutput(e, /registered with the director/)));
+    await Promise.all(started.slice(1).map((e) => waitForOutput(e, /registered with the director/, o.registrationTimeoutMs)));
     const config = loadConfigFile(files.experiment, ExperimentSchema);
     o.say?.(`director and ${started.length - 1} envoys are up; running ${config.rounds} rounds of '${config.name}'`);
     const nc = await connectNats(natsUrl, 'secflow-local');
     try {
-      const final = await runExperimentRemotely(nc, o.federation, config, { onEvent: o.onEvent });
+      const final = await runExperimentRemotely(nc, o.federation, config, { onEvent: o.onEvent, silenceTimeoutMs: o.silenceTimeoutMs });
       return { final, config, files };
     } finally {
       await nc.close();
