@@ -8,6 +8,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeF
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { csvField } from '../core/csv.ts';
 import { tf } from '../core/tf.ts';
 import type { ExperimentConfig } from '../core/config/experiment.ts';
 import type { ClassificationMetrics } from '../core/metrics.ts';
@@ -108,11 +109,10 @@ export class RunFolder {
   }
 }
 
+/** Metrics are rounded to 6 significant digits for the CSV (metrics.jsonl keeps them whole). */
 function formatCell(value: unknown): string {
-  if (value === undefined || value === null) return '';
   if (typeof value === 'number') return Number.isFinite(value) ? String(+value.toPrecision(6)) : '';
-  const text = String(value);
-  return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+  return csvField(value as string | undefined);
 }
 
 /** Write-then-rename, so a director killed mid-write never leaves a half checkpoint behind. */

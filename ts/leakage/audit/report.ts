@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
+import { csvField } from '../../core/csv.ts';
 import type { AttackScore, AuditResults, ConfigurationResult } from './results.ts';
 import { escapeXml as escapeHtml, meetsTarget, scatterSvg, TARGET_GAP_DB, worstGapDb } from './svg-scatter.ts';
 
@@ -32,15 +33,8 @@ function csvRow(c: ConfigurationResult): Record<CsvColumn, string | number | und
   };
 }
 
-/**
- * RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled. Numbers keep full
- * precision (the CSV is data, not a display); an absent value (no DP, no adaptive attack) is empty.
- */
-export function csvCell(value: string | number | null | undefined): string {
-  if (value === undefined || value === null) return '';
-  const text = String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
+/** Numbers keep full precision here (the CSV is data, not a display). */
+export const csvCell = csvField;
 
 /** audit.json (the results as they are) and audit.csv (one row per configuration) in outDir. */
 export function writeAuditTables(results: AuditResults, outDir: string): { json: string; csv: string } {
