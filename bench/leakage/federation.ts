@@ -8,8 +8,8 @@
  *
  * Two rounds, so that round 2's probe is asked of the global model after one round (round-0001 checkpoint).
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { readMetricsLog } from '../../ts/director/run-folder.ts';
 import { runLocalFederation } from '../../ts/local/federation.ts';
 
 export const FEDERATION = 'leakage-bench';
@@ -35,12 +35,13 @@ export function federationAt(dir: string): FederationRun {
 
 /** From the run's metrics.jsonl: the director's test metrics after round 1 and each envoy's training examples. */
 export function roundOneMetrics(runDir: string): { test_auc: number; test_accuracy: number; examples: Record<string, number> } {
-  const lines = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readMetricsLog(runDir);
   const first = lines.filter((l) => l.round === 0);
   const test = first.find((l) => l.scope === 'director' && l.split === 'test');
-  if (!test) throw new Error(`${runDir}/metrics.jsonl has no test metrics for round 1`);
+  const { roc_auc: auc, accuracy } = test?.metrics ?? {};
+  if (auc === undefined || accuracy === undefined) throw new Error(`${runDir}/metrics.jsonl has no test metrics for round 1`);
   const examples = Object.fromEntries(first.filter((l) => l.scope === 'envoy' && l.split === 'train').map((l) => [l.envoy, l.metrics.examples]));
-  return { test_auc: test.metrics.roc_auc, test_accuracy: test.metrics.accuracy, examples };
+  return { test_auc: auc, test_accuracy: accuracy, examples };
 }
 
 export async function runAuditedFederation(dir: string, dataPath: string, model: Record<string, unknown>, log: (line: string) => void): Promise<FederationRun> {

@@ -109,6 +109,13 @@ export class RunFolder {
   }
 }
 
+/** A run folder's metrics.jsonl as records (empty if the run logged none yet). */
+export function readMetricsLog(runDir: string): (MetricsRecord & { time: string })[] {
+  const path = join(runDir, 'metrics.jsonl');
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line));
+}
+
 /** Metrics are rounded to 6 significant digits for the CSV (metrics.jsonl keeps them whole). */
 function formatCell(value: unknown): string {
   if (typeof value === 'number') return Number.isFinite(value) ? String(+value.toPrecision(6)) : '';

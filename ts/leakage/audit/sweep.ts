@@ -3,10 +3,11 @@
  * and envoy processes over NATS, a probe round each round), then the attacks on what the director
  * received, scored against what the envoys recorded. One ConfigurationResult per configuration.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { auditRoundDir, readAuditRecord } from '../../core/audit.ts';
 import { loadPneumoniaMnist } from '../../core/data/npz.ts';
+import { readMetricsLog } from '../../director/run-folder.ts';
 import { runLocalFederation } from '../../local/federation.ts';
 import { probeAttackConfig } from '../audit-attack.ts';
 import { runLeakage, type LeakageRunConfig } from '../run.ts';
@@ -120,9 +121,6 @@ function worstOf({ psnr_gap_max_db, psnr_worst_case }: ConfigurationResult['leak
 
 /** The largest epsilon any envoy reported under DP-SGD (metrics.jsonl, split 'privacy'), if any. */
 function maxEpsilon(runDir: string): number | undefined {
-  const path = join(runDir, 'metrics.jsonl');
-  if (!existsSync(path)) return undefined;
-  const eps = readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { split: string; metrics: { epsilon?: number } })
-    .filter((r) => r.split === 'privacy' && typeof r.metrics.epsilon === 'number').map((r) => r.metrics.epsilon!);
+  const eps = readMetricsLog(runDir).filter((r) => r.split === 'privacy' && typeof r.metrics.epsilon === 'number').map((r) => r.metrics.epsilon!);
   return eps.length ? Math.max(...eps) : undefined;
 }
