@@ -29,8 +29,8 @@ export function validateConfig<S extends z.ZodTypeAny>(raw: unknown, schema: S, 
   if (!result.success) {
     const problems = result.error.issues.map((issue) => {
       const at = issue.path.length ? issue.path.join('.') : '(top level)';
-      const keys = 'keys' in issue ? ` ${(issue.keys as string[]).map((k) => `'${k}'`).join(', ')}` : '';
-      return `  ${at}: ${issue.message}${keys}`;
+      // zod's own message already names unrecognized keys ("Unrecognized key(s) in object: 'foo'").
+      return `  ${at}: ${issue.message}`;
     });
     throw new ConfigError(`${where} is invalid:\n${problems.join('\n')}`);
   }
