@@ -5,7 +5,7 @@
  */
 import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import type { z } from 'zod';
@@ -77,16 +77,17 @@ test('the examples agree: one federation, and the leakage example attacks what e
   const director = loadConfigFile(directorPath, DirectorSchema);
   const envoy = loadConfigFile(envoyPath, EnvoySchema);
   const audited = loadConfigFile(join(EXAMPLES, 'experiment-audit.yaml'), ExperimentSchema);
-  const attack = loadConfigFile(join(EXAMPLES, 'leakage-attack.yaml'), LeakageConfigSchema);
+  const attackPath = join(EXAMPLES, 'leakage-attack.yaml');
+  const attack = loadConfigFile(attackPath, LeakageConfigSchema);
   t.is(envoy.federation, director.federation);
   t.true(audited.audit.enabled);
   t.truthy(audited.audit.probe, 'the audited example asks for a probe');
-  // The leakage CLI takes its paths from the working directory (the clone's root); director and envoy
-  // resolve theirs from their files. The record and truth paths must be where those two will write them.
+  // Every file's paths are relative to the file: the record and truth paths must be where director and
+  // envoy will write them.
   const runDir = join(resolveFrom(directorPath, director.workspace), director.federation, audited.name);
-  t.is(resolve(REPO, attack.record!), auditRoundDir(runDir, 1, 'probe'));
+  t.is(resolveFrom(attackPath, attack.record!), auditRoundDir(runDir, 1, 'probe'));
   t.is(attack.envoy, envoy.name);
-  t.deepEqual(attack.truth.map((p) => resolve(REPO, p)),
+  t.deepEqual(attack.truth.map((p) => resolveFrom(attackPath, p)),
     [truthPath(resolveFrom(envoyPath, envoy.audit_dir), envoy.federation, audited.name, envoy.name, 1, 'probe')]);
-  t.is(relative(REPO, resolve(REPO, attack.data)), relative(REPO, resolveFrom(directorPath, (director.test_data as { path: string }).path)));
+  t.is(resolveFrom(attackPath, attack.data), resolveFrom(directorPath, (director.test_data as { path: string }).path));
 });

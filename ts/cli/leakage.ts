@@ -5,7 +5,7 @@
  *   secflow leakage attack --record runs/f/exp/audit/round-0001-probe --envoy hospital-a --truth a.truth --attack ig
  */
 import type { Command } from 'commander';
-import { loadConfigFile, validateConfig } from '../core/config/load.ts';
+import { loadConfigFile, resolveFrom, validateConfig } from '../core/config/load.ts';
 import { AuditSweepSchema } from '../leakage/audit/config.ts';
 import { LeakageConfigSchema, type LeakageConfig } from '../leakage/config.ts';
 
@@ -66,8 +66,17 @@ export function registerLeakageCommands(program: Command): void {
     });
 }
 
+/** Paths in a config file are relative to the file, as in every other config (flags: to the working directory). */
+function fileRelative(path: string, c: LeakageConfig): LeakageConfig {
+  const from = (p: string) => resolveFrom(path, p);
+  return {
+    ...c, data: from(c.data), out: from(c.out), truth: c.truth.map(from),
+    sent: c.sent && from(c.sent), received: c.received && from(c.received), record: c.record && from(c.record),
+  };
+}
+
 function mergeFlags(opts: Record<string, unknown>): LeakageConfig {
-  const base = opts.config ? loadConfigFile(opts.config as string, LeakageConfigSchema) : LeakageConfigSchema.parse({});
+  const base = opts.config ? fileRelative(opts.config as string, loadConfigFile(opts.config as string, LeakageConfigSchema)) : LeakageConfigSchema.parse({});
   const model = { ...base.model };
   if (opts.width !== undefined) model.width = opts.width as number;
   if (opts.modelSeed !== undefined) model.seed = opts.modelSeed as number;
