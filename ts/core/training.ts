@@ -9,6 +9,7 @@ import type { LayersModel } from './model.ts';
 import { classCounts, pixelsPerSample, size, subset, type ImageDataset } from './data/dataset.ts';
 import { SeededRandom } from './data/rng.ts';
 import { precodeLossOf } from './defenses/precode.ts';
+import { setShardStatistics } from './defenses/shard-statistics.ts';
 import { dpSgdStep, GaussianNoise, type PerExampleLoss } from './privacy/dp-sgd.ts';
 import { binaryCrossEntropy, classificationMetrics, type ClassificationMetrics } from './metrics.ts';
 
@@ -113,6 +114,8 @@ export async function trainLocal(model: LayersModel, full: ImageDataset, options
   optimizer.dispose();
   tf.dispose(anchor);
   classWeights?.dispose();
+  // The whole shard, not this round's subset: the statistics must not single out the images trained on.
+  if (config.batch_norm_statistics === 'shard') setShardStatistics(model, full);
   return {
     examples: n, steps, meanLoss: lossSum / steps, seconds: (performance.now() - started) / 1000, trainedIndices,
     ...(dp ? { dp: { steps, sampleRate: Math.min(1, config.batch_size / n), noiseMultiplier: config.dp.noise_multiplier } } : {}),

@@ -33,6 +33,9 @@ export function auditedRunConfig(recordDir: string, envoy: string, truthPaths: s
     localOptimizer: training.optimizer,
     localMomentum: training.optimizer === 'sgd' ? training.momentum : undefined,
     saved: { sent: readAuditWeights(recordDir, record.sent), delta: readAuditWeights(recordDir, update.file) },
+    // The director knows the experiment: statistics over the whole shard say nothing about the batch, and
+    // matching them as if they were the batch's would only mislead the attack.
+    ...(training.batch_norm_statistics === 'shard' ? { bnStatisticsWeight: 0 } : {}),
   };
 }
 

@@ -51,6 +51,8 @@ export const TrainingSchema = z.object({
     .describe('train each round on a random subset of this many examples (e.g. 1 for single-image updates in a leakage audit)'),
   dp: DpSgdSchema.default({}),
   pruning: PruningSchema.default({}),
+  batch_norm_statistics: z.enum(['batch', 'shard']).default('batch')
+    .describe("'batch': moving statistics follow the batches trained on (tfjs-layers); 'shard': set to their values over the whole shard after training, so the update does not reveal the batch's (defenses/shard-statistics.ts)"),
 }).strict();
 export type TrainingConfig = z.infer<typeof TrainingSchema>;
 
@@ -103,6 +105,9 @@ export const ExperimentSchema = z.object({
   // DP-SGD clips each example's gradient in inference-mode batch norm; PRECODE's KL needs a training pass.
   if (e.model.precode.enabled && e.training.dp.enabled) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['training', 'dp'], message: 'DP-SGD cannot be combined with model.precode (its KL term is not clipped per example); choose one' });
+  }
+  if (e.training.dp.enabled && e.training.batch_norm_statistics === 'shard') {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['training', 'batch_norm_statistics'], message: "batch_norm_statistics: shard computes statistics over the whole shard outside DP-SGD's accounting; use 'batch' with dp" });
   }
 });
 export type ExperimentConfig = z.infer<typeof ExperimentSchema>;
