@@ -61,6 +61,7 @@ test.serial('an audited round records each received update and a probe; the atta
   t.is(r.status, 0, r.stderr);
   const summary = JSON.parse(readFileSync(join(out, 'ig-summary.json'), 'utf8'));
   t.is(summary.label_accuracy, 1);
+  t.false(summary.intensity_prior, 'the batch-norm statistics of the one-image update give the intensities; no prior needed');
   t.true(summary.psnr_mean > summary.floor_psnr_mean + 10, `PSNR ${summary.psnr_mean} vs floor ${summary.floor_psnr_mean}`);
   t.true(existsSync(join(out, 'ig-grid.png')));
 

@@ -121,3 +121,12 @@ test('the multi-step attack rebuilds an X-ray from a 2-step SGD update far above
   t.is(r.label_accuracy, 1);
   t.true(r.psnr_mean > r.floor_psnr_mean + 8, `PSNR ${r.psnr_mean} vs floor ${r.floor_psnr_mean}`);
 });
+
+test('reconstructions get the training set\'s brightness and contrast only where the update cannot pin them down', async (t) => {
+  const quick = { model: ModelSpecSchema.parse({ width: 4, seed: 2 }), iterations: 2 };
+  // Training-mode batch norm, nothing else observed: the prior applies (attacks/intensity-prior.ts).
+  t.true((await runLeakage(runConfig('ig', { ...quick, bnMode: 'train' }))).intensity_prior);
+  t.false((await runLeakage(runConfig('ig', { ...quick, bnMode: 'train', intensityPrior: false }))).intensity_prior);
+  // Inference mode: the attack's own intensities stand.
+  t.false((await runLeakage(runConfig('ig', quick))).intensity_prior);
+});

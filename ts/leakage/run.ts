@@ -16,7 +16,7 @@ import { tf } from '../core/tf.ts';
 import { buildModel } from '../core/model.ts';
 import type { ModelSpec } from '../core/config/experiment.ts';
 import { sizeOf, toTensors, type FlatWeights } from '../core/weights.ts';
-import { type BnMode, type ConvNetParams, disposeParams, paramsFromNamed, paramsOfModel, trainableNamesOf } from './functional-model.ts';
+import { type BatchMoments, type BnMode, type ConvNetParams, disposeParams, paramsFromNamed, paramsOfModel, trainableNamesOf } from './functional-model.ts';
 import { type AttackSetting, observeGradients } from './attacks/common.ts';
 import { biasGradient, meanPrediction, recoverLabels } from './attacks/idlg.ts';
 import { dlg } from './attacks/dlg.ts';
@@ -24,6 +24,7 @@ import { invertingGradients } from './attacks/inverting-gradients.ts';
 import { multiStepAttack, observeUpdate } from './attacks/multi-step.ts';
 import { observedMoments } from './attacks/bn-statistics.ts';
 import { precodeAdaptiveAttack } from './attacks/precode-adaptive.ts';
+import { applyIntensityPrior, intensityPrior } from './attacks/intensity-prior.ts';
 import { meanImage } from './metrics.ts';
 import { type ImageScore, scoreBatch, split, summarize, type ScoreSummary } from './score.ts';
 import { writeGrid } from './grid.ts';
@@ -63,6 +64,12 @@ export interface LeakageRunConfig {
    * 42.9 dB with it, 14.7 dB without, floor 20.4 dB; without it SSIM was already 0.92: right shapes, wrong brightness).
    */
   bnStatisticsWeight?: number;
+  /**
+   * Give reconstructions the training set's average brightness and contrast when nothing in the
+   * observation determines them (training-mode batch norm, no batch-norm statistics matched):
+   * attacks/intensity-prior.ts. Default true.
+   */
+  intensityPrior?: boolean;
   outDir?: string;
   log?: (line: string) => void;
 }
@@ -70,6 +77,8 @@ export interface LeakageRunConfig {
 export interface LeakageRunResult extends ScoreSummary {
   attack: AttackName;
   label_accuracy: number;
+  /** Whether reconstructions were given the training set's brightness and contrast (attacks/intensity-prior.ts). */
+  intensity_prior: boolean;
   seconds: number;
   iterations_per_second: number;
 }
@@ -86,17 +95,19 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
   let correctLabels = 0;
   let seconds = 0;
   let iterations = 0;
+  const bn = bnStatisticsOf(c, s);
+  const prior = c.intensityPrior !== false && c.bnMode === 'train' && !bn ? intensityPrior(c.floorImages, pixels) : undefined;
   for (let start = 0; start + c.batch <= truths.length; start += c.batch) {
     const images = c.images.slice(start * pixels, (start + c.batch) * pixels);
     const labels = c.labels.slice(start, start + c.batch);
     const observed = observe(c, s, images, labels);
     const recovered = recoverLabels(gradientEstimate(c, biasGradient(observed)), meanPrediction(s, c.seed), c.batch);
     correctLabels += countMatches(recovered, labels);
-    const r = attack(c, s, observed, recovered, start);
+    const r = attack(c, s, observed, recovered, start, bn);
     tf.dispose(observed);
     seconds += r.seconds;
     iterations += r.iterations;
-    const batchRecon = split(r.images, pixels);
+    const batchRecon = split(prior ? applyIntensityPrior(r.images, pixels, prior) : r.images, pixels);
     const batchScores = scoreBatch(truths.slice(start, start + c.batch), batchRecon, floorMean, shape);
     scores.push(...batchScores);
     recon.push(...batchScores.map((q) => batchRecon[q.reconstructionIndex]));
@@ -104,8 +115,9 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
       `(floor ${batchScores.map((q) => q.floor.psnr.toFixed(2)).join(', ')}), loss ${r.loss.toExponential(3)}, ${r.seconds.toFixed(1)} s`);
   }
   disposeParams(params);
+  tf.dispose(bn?.target.flatMap((m) => [m.mean, m.variance]));
   const result: LeakageRunResult = {
-    attack: c.attack, ...summarize(scores), label_accuracy: correctLabels / Math.max(1, scores.length), seconds,
+    attack: c.attack, ...summarize(scores), label_accuracy: correctLabels / Math.max(1, scores.length), intensity_prior: prior !== undefined, seconds,
     iterations_per_second: iterations / Math.max(1e-9, seconds),
   };
   if (c.outDir) await writeOutputs(c, result, truths.slice(0, recon.length), recon, shape);
@@ -148,12 +160,9 @@ function observe(c: LeakageRunConfig, s: AttackSetting, images: Float32Array, la
   return observeGradients(s, images, labels);
 }
 
-function attack(c: LeakageRunConfig, s: AttackSetting, observed: TF.Tensor[], labels: Int32Array, salt: number) {
+function attack(c: LeakageRunConfig, s: AttackSetting, observed: TF.Tensor[], labels: Int32Array, salt: number, bnStatistics: BnStatistics | undefined) {
   const seed = c.seed * 7919 + salt;
-  const ig = {
-    iterations: c.iterations, restarts: c.restarts, learningRate: c.learningRate, tvWeight: c.tvWeight, seed, onIteration: undefined,
-    bnStatistics: bnStatisticsOf(c, s),
-  };
+  const ig = { iterations: c.iterations, restarts: c.restarts, learningRate: c.learningRate, tvWeight: c.tvWeight, seed, onIteration: undefined, bnStatistics };
   switch (c.attack) {
     case 'dlg': return dlg(s, observed, labels, { optimizer: 'lbfgs', iterations: c.iterations, seed });
     case 'dlg-adam': return dlg(s, observed, labels, { optimizer: 'adam', iterations: c.iterations, learningRate: c.learningRate, seed });
@@ -163,8 +172,10 @@ function attack(c: LeakageRunConfig, s: AttackSetting, observed: TF.Tensor[], la
   }
 }
 
+type BnStatistics = { target: BatchMoments[]; weight: number };
+
 /** What the update's batch-norm statistics tell, when it is one training-mode step and the attack can use it. */
-function bnStatisticsOf(c: LeakageRunConfig, s: AttackSetting) {
+function bnStatisticsOf(c: LeakageRunConfig, s: AttackSetting): BnStatistics | undefined {
   const weight = c.bnStatisticsWeight ?? 10;
   if (!c.saved || !['ig', 'precode-adaptive'].includes(c.attack) || c.bnMode !== 'train' || c.localSteps !== 1 || weight <= 0) return undefined;
   const target = observedMoments(s.params, c.saved.delta);
