@@ -6,6 +6,8 @@
  *                           minus that image's floor
  *   precode_auc_drop        test ROC-AUC of the undefended run minus that of the PRECODE run (same seeds)
  *   adaptive_psnr_gap_db    the same gap for the adaptive attack on PRECODE
+ *   precode_batch_statistics_psnr_gap_db  the same gap for PRECODE alone, whose updates still carry the
+ *                           image's batch-norm statistics (the 'precode' configuration adds shard statistics)
  *   dp_epsilon_max_rel_error  the RDP accountant against Opacus on the stored grid (test/fixtures)
  *
  *   npx tsx bench/audit.bench.ts [--config audit.yaml] [--rounds 3] [--only none,precode]
@@ -46,10 +48,12 @@ const summary = {
   precode_psnr_gap_db: precode?.leakage.psnr_gap_max_db ?? null,
   precode_auc_drop: none && precode ? none.utility.roc_auc - precode.utility.roc_auc : null,
   adaptive_psnr_gap_db: precode?.adaptive?.psnr_gap_max_db ?? null,
+  precode_batch_statistics_psnr_gap_db: byName('precode-batch-statistics')?.leakage.psnr_gap_max_db ?? null,
   dp_epsilon_max_rel_error: accountantError(),
   configurations: results.configurations.map((c) => ({
     name: c.name, envoys: c.envoys, roc_auc: c.utility.roc_auc, accuracy: c.utility.accuracy, sensitivity: c.utility.sensitivity,
     specificity: c.utility.specificity, dp_epsilon: c.dp_epsilon ?? null, psnr_worst_case: c.leakage.psnr_worst_case,
+    ssim_worst_case: c.leakage.ssim_worst_case,
     psnr_gap_max_db: c.leakage.psnr_gap_max_db, psnr_gap_mean_db: c.leakage.psnr_gap_mean_db,
     adaptive_psnr_gap_max_db: c.adaptive?.psnr_gap_max_db ?? null,
   })),

@@ -28,10 +28,19 @@ const ConfigurationSchema = z.object({
 }).strict();
 export type AuditConfiguration = z.infer<typeof ConfigurationSchema>;
 
+const PRECODE = { enabled: true, code_size: 256, beta: 1e-3 };
+
 /** The issue's default sweep: none; PRECODE; DP-SGD at a few sigma; pruning at a few p; SecAgg with 3 and 10 envoys. */
 export const DEFAULT_CONFIGURATIONS: AuditConfiguration[] = [
   { name: 'none', description: 'no defense' },
-  { name: 'precode', description: 'PRECODE variational bottleneck (K = 256, beta = 1e-3)', model: { precode: { enabled: true, code_size: 256, beta: 1e-3 } } },
+  {
+    name: 'precode', description: 'PRECODE variational bottleneck (K = 256, beta = 1e-3), batch-norm statistics over the shard',
+    model: { precode: PRECODE }, training: { batch_norm_statistics: 'shard' },
+  },
+  // The two halves of that defense alone: PRECODE hides the image in the gradients, shard statistics in the
+  // batch-norm statistics the update carries; either alone leaves the other channel open.
+  { name: 'precode-batch-statistics', description: 'PRECODE alone: the update still carries the image\'s batch-norm statistics', model: { precode: PRECODE } },
+  { name: 'shard-statistics', description: 'batch-norm statistics over the shard alone: the gradients are undefended', training: { batch_norm_statistics: 'shard' } },
   ...[0.5, 1, 2].map((sigma) => ({
     name: `dp-sigma-${sigma}`, description: `DP-SGD, clip 1, noise multiplier ${sigma}`,
     training: { dp: { enabled: true, clip_norm: 1, noise_multiplier: sigma, delta: 1e-5 } },
@@ -57,7 +66,7 @@ export const AuditSweepSchema = z.object({
   model: ModelSpecSchema.partial().default({ width: 16, seed: 1 }),
   training: TrainingSchema.partial().default({ optimizer: 'adam', learning_rate: 0.001, local_epochs: 1, batch_size: 32, class_weighting: true }),
   probe: TrainingSchema.partial().default(SINGLE_IMAGE_PROBE),
-  attacks: z.array(AttackSpecSchema).min(1).default([{ attack: 'ig', iterations: 1000 }]),
+  attacks: z.array(AttackSpecSchema).min(1).default([{ attack: 'ig', iterations: 1000 }, { attack: 'dlg', iterations: 300 }]),
   attack_envoys: z.number().int().min(1).default(1).describe('attack the probes of this many envoys per round (first by name)'),
   configurations: z.array(ConfigurationSchema).min(1).default(DEFAULT_CONFIGURATIONS),
 }).strict();

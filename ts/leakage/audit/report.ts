@@ -141,6 +141,17 @@ X-rays, using only what it legitimately knows (the weights it sent, the model an
 measure the worst case, the audited experiments add <i>probe</i> updates: an envoy also trains on a single
 image and sends that update, which is the easiest update to invert. With secure aggregation the director
 receives only the sum of the envoys' updates, and that sum is what is attacked.</p>
+<p><b>Two channels.</b> An update carries gradients and, for every batch-norm layer, the moving mean and
+variance. After a step on one image those statistics are that image's per-layer feature means and
+variances, and the attacks match them too (they pin down brightness and contrast, which training-mode batch
+norm hides from the gradients). PRECODE perturbs the gradients only; <i>shard statistics</i>
+(<code>training.batch_norm_statistics: shard</code>) replace the moving statistics by their values over the
+envoy's whole shard, so they no longer depend on the images trained on, and the attacks then ignore them.
+The sweep shows each alone and both together. Without the statistics, training-mode batch norm leaves an
+image's brightness and contrast nearly invisible in the gradients: attacks then find the shapes but not the
+intensities, and PSNR would call a structurally exact reconstruction harmless. So the attacker gives such
+reconstructions the training set's average brightness and contrast (dataset knowledge, like the floor's mean
+image) before they are scored.</p>
 <p><b>Utility</b> is the final federated model on the held-out test set: ROC-AUC, accuracy, sensitivity (true
 positive rate on pneumonia) and specificity (true negative rate on normal images).</p>
 <p><b>Leakage</b> compares each reconstruction with the true image. PSNR (peak signal-to-noise ratio, in dB,

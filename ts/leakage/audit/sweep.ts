@@ -72,7 +72,10 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
   }
   return {
     name: c.name, description: c.description, envoys: envoys.length, rounds: config.rounds,
-    defenses: { precode: config.model.precode, dp: config.training.dp, pruning: config.training.pruning, secagg: config.secagg },
+    defenses: {
+      precode: config.model.precode, dp: config.training.dp, pruning: config.training.pruning, secagg: config.secagg,
+      shard_statistics: config.training.batch_norm_statistics === 'shard',
+    },
     utility: { roc_auc: final.test.roc_auc, accuracy: final.test.accuracy, sensitivity: final.test.sensitivity, specificity: final.test.specificity },
     dp_epsilon: maxEpsilon(runDir),
     attacks, leakage: summarizeLeakage(attacks),
