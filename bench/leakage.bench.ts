@@ -14,13 +14,14 @@
  *   federation a real 3-envoy federation (bench/leakage/federation.ts), 2 rounds, audited with a probe
  *   round1     IG (images 0..7, batch 1) and multi-step (4 pairs) with simulated victims on the global model
  *              after round 1 (its checkpoint), eval mode: the reference-style number on a trained model
+ *   multistep-round1  round1's multi-step half alone
  *   audit      IG on what the director received: each envoy's probe update (one SGD step on one image, training-
  *              mode batch norm, with the batch-norm statistics the update reveals) of round 1 (untrained model)
  *              and round 2 (the model after one round), scored against the image the envoy recorded
  *   labels     the labels the multi-step attack read off each pair's update (untrained and round-1 model), as
  *              runLeakage recovers them (seconds; explains the pairs where one image fails)
  *
- *   npx tsx bench/leakage.bench.ts [--parts dlg,ig,speed,multistep,multistep-torch,federation,round1,audit,labels] [--dlg-iterations 300]
+ *   npx tsx bench/leakage.bench.ts [--parts dlg,ig,speed,multistep,multistep-torch,federation,round1,multistep-round1,audit,labels] [--dlg-iterations 300]
  *     [--ig-iterations 2000] [--multistep-iterations 2000] [--speed-iterations N] [--speed-repeats 1] [--images 4] [--pairs 4]
  *     [--fed-dir DIR] [--no-torch] [--out bench/results/leakage.json] [--grids bench/results/leakage]
  *
@@ -57,7 +58,7 @@ import { ENVOYS, FEDERATION, federationAt, roundOneMetrics, runAuditedFederation
 const HERE = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(HERE, '..');
 const DATA = process.env.SECFLOW_DATA ?? resolve(REPO, '..', 'shared', 'data', 'pneumoniamnist.npz');
-const PARTS = ['dlg', 'ig', 'speed', 'multistep', 'multistep-torch', 'federation', 'round1', 'audit', 'labels'] as const;
+const PARTS = ['dlg', 'ig', 'speed', 'multistep', 'multistep-torch', 'federation', 'round1', 'multistep-round1', 'audit', 'labels'] as const;
 type Part = (typeof PARTS)[number];
 
 const option = (name: string): string | undefined => {
@@ -324,6 +325,12 @@ await part('round1', async () => {
   const igr = await simulated('ig', 2 * settings.pairs, settings.igIterations, { weights, outDir });
   const ms = await simulated('multistep', 2 * settings.pairs, settings.multistepIterations, { weights, outDir });
   return { ...summary('ig_round1', igr), ...summary('multistep_round1', ms), ...pairs('multistep_round1', ms) };
+});
+// The multi-step half of round1 alone (its labels chosen by trying each label set: run.ts labelSearch).
+await part('multistep-round1', async () => {
+  const weights = checkpointAfterRoundOne(needFederation());
+  const ms = await simulated('multistep', 2 * settings.pairs, settings.multistepIterations, { weights, outDir: join(GRIDS, 'round1') });
+  return { ...summary('multistep_round1', ms), ...pairs('multistep_round1', ms), multistep_round1_label_accuracy: ms.label_accuracy };
 });
 /**
  * The labels the multi-step attack works with, per pair: recovered from the simulated update's classifier bias

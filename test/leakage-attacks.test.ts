@@ -7,7 +7,7 @@ import { paramsOfModel, trainableNames } from '../ts/leakage/functional-model.ts
 import { observeUpdate } from '../ts/leakage/attacks/multi-step.ts';
 import { readWeights, slicesOf } from '../ts/core/weights.ts';
 import { type AttackSetting, observeGradients } from '../ts/leakage/attacks/common.ts';
-import { biasGradient, meanPrediction, recoverLabel, recoverLabels } from '../ts/leakage/attacks/idlg.ts';
+import { biasGradient, labelCandidates, meanPrediction, recoverLabel, recoverLabels } from '../ts/leakage/attacks/idlg.ts';
 import { lbfgs } from '../ts/leakage/optim/lbfgs.ts';
 import { runLeakage, type AttackName, type LeakageRunConfig } from '../ts/leakage/run.ts';
 import { PNEUMONIAMNIST, tempDir } from './helpers/paths.ts';
@@ -129,4 +129,19 @@ test('reconstructions get the training set\'s brightness and contrast only where
   t.false((await runLeakage(runConfig('ig', { ...quick, bnMode: 'train', intensityPrior: false }))).intensity_prior);
   // Inference mode: the attack's own intensities stand.
   t.false((await runLeakage(runConfig('ig', quick))).intensity_prior);
+});
+
+test('label sets for a small batch: every multiset once, in class order', (t) => {
+  t.deepEqual(labelCandidates(2, 2).map((l) => [...l]), [[0, 0], [0, 1], [1, 1]]);
+  t.is(labelCandidates(3, 2).length, 4);
+  t.deepEqual(labelCandidates(1, 3).map((l) => [...l]), [[0], [1], [2]]);
+});
+
+test('pairs get their labels by trying each label set; single images and larger batches read them off the gradient', async (t) => {
+  const quick = { model: ModelSpecSchema.parse({ width: 4, seed: 2 }), iterations: 4 };
+  const pair = await runLeakage(runConfig('multistep', { ...quick, ...victims(2), batch: 2 }));
+  t.true(pair.label_search);
+  t.false((await runLeakage(runConfig('multistep', { ...quick, ...victims(2), batch: 2, labelSearch: false }))).label_search);
+  t.false((await runLeakage(runConfig('ig', quick))).label_search);
+  t.false((await runLeakage(runConfig('ig', { ...quick, ...victims(4), batch: 4 }))).label_search);
 });

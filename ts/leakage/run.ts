@@ -18,7 +18,7 @@ import type { ModelSpec } from '../core/config/experiment.ts';
 import { sizeOf, toTensors, type FlatWeights } from '../core/weights.ts';
 import { type BatchMoments, type BnMode, type ConvNetParams, disposeParams, paramsFromNamed, paramsOfModel, trainableNamesOf } from './functional-model.ts';
 import { type AttackSetting, observeGradients } from './attacks/common.ts';
-import { biasGradient, meanPrediction, recoverLabels } from './attacks/idlg.ts';
+import { biasGradient, labelCandidates, meanPrediction, recoverLabels } from './attacks/idlg.ts';
 import { dlg } from './attacks/dlg.ts';
 import { invertingGradients } from './attacks/inverting-gradients.ts';
 import { multiStepAttack, observeUpdate } from './attacks/multi-step.ts';
@@ -70,6 +70,12 @@ export interface LeakageRunConfig {
    * attacks/intensity-prior.ts. Default true.
    */
   intensityPrior?: boolean;
+  /**
+   * Batches of 2 to LABEL_SEARCH_MAX_BATCH images: try every label set with a short run of the attack and keep
+   * the one with the lowest attack loss, instead of trusting the bias-gradient estimate (which a trained
+   * model's confident predictions defeat: 3 of 4 pairs wrong after one round). Default true.
+   */
+  labelSearch?: boolean;
   outDir?: string;
   log?: (line: string) => void;
 }
@@ -79,6 +85,8 @@ export interface LeakageRunResult extends ScoreSummary {
   label_accuracy: number;
   /** Whether reconstructions were given the training set's brightness and contrast (attacks/intensity-prior.ts). */
   intensity_prior: boolean;
+  /** Whether labels were chosen by trying every label set (labelSearch) rather than read off the gradient. */
+  label_search: boolean;
   seconds: number;
   iterations_per_second: number;
 }
@@ -101,7 +109,8 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
     const images = c.images.slice(start * pixels, (start + c.batch) * pixels);
     const labels = c.labels.slice(start, start + c.batch);
     const observed = observe(c, s, images, labels);
-    const recovered = recoverLabels(gradientEstimate(c, biasGradient(observed)), meanPrediction(s, c.seed), c.batch);
+    const estimate = recoverLabels(gradientEstimate(c, biasGradient(observed)), meanPrediction(s, c.seed), c.batch);
+    const recovered = searchesLabels(c) ? bestLabels(c, s, observed, estimate, start, bn) : estimate;
     correctLabels += countMatches(recovered, labels);
     const r = attack(c, s, observed, recovered, start, bn);
     tf.dispose(observed);
@@ -117,7 +126,8 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
   disposeParams(params);
   tf.dispose(bn?.target.flatMap((m) => [m.mean, m.variance]));
   const result: LeakageRunResult = {
-    attack: c.attack, ...summarize(scores), label_accuracy: correctLabels / Math.max(1, scores.length), intensity_prior: prior !== undefined, seconds,
+    attack: c.attack, ...summarize(scores), label_accuracy: correctLabels / Math.max(1, scores.length), intensity_prior: prior !== undefined,
+    label_search: searchesLabels(c), seconds,
     iterations_per_second: iterations / Math.max(1e-9, seconds),
   };
   if (c.outDir) await writeOutputs(c, result, truths.slice(0, recon.length), recon, shape);
@@ -180,6 +190,29 @@ function bnStatisticsOf(c: LeakageRunConfig, s: AttackSetting): BnStatistics | u
   if (!c.saved || !['ig', 'precode-adaptive'].includes(c.attack) || c.bnMode !== 'train' || c.localSteps !== 1 || weight <= 0) return undefined;
   const target = observedMoments(s.params, c.saved.delta);
   return target && { target, weight };
+}
+
+const LABEL_SEARCH_MAX_BATCH = 3;
+
+function searchesLabels(c: LeakageRunConfig): boolean {
+  return c.labelSearch !== false && c.batch >= 2 && c.batch <= LABEL_SEARCH_MAX_BATCH;
+}
+
+/**
+ * The label set whose short attack run (a quarter of the iterations, at least 50) ends at the lowest loss; the
+ * gradient's estimate goes first, so it wins ties. The same seed for every candidate: only the labels differ.
+ */
+function bestLabels(c: LeakageRunConfig, s: AttackSetting, observed: TF.Tensor[], estimate: Int32Array, salt: number, bn: BnStatistics | undefined): Int32Array {
+  const short = { ...c, iterations: Math.max(50, Math.round(c.iterations / 4)), restarts: 1 };
+  const same = (a: Int32Array, b: Int32Array) => a.every((v, i) => v === b[i]);
+  const candidates = [estimate, ...labelCandidates(c.batch, s.numClasses).filter((l) => !same(l, estimate))];
+  let best = { labels: estimate, loss: Infinity };
+  for (const labels of candidates) {
+    const { loss } = attack(short, s, observed, labels, salt, bn);
+    c.log?.(`  labels [${labels.join(', ')}]: loss ${loss.toExponential(3)} after ${short.iterations} iterations`);
+    if (loss < best.loss) best = { labels, loss };
+  }
+  return best.labels;
 }
 
 function countMatches(recovered: Int32Array, truth: Int32Array): number {

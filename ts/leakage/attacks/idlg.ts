@@ -46,3 +46,17 @@ export function meanPrediction(s: AttackSetting, seed: number, samples = 16): Fl
 export function biasGradient(observed: TF.Tensor[]): Float32Array {
   return observed[observed.length - 1].dataSync() as Float32Array;
 }
+
+/**
+ * Every label multiset of a batch, each in class order: for a small batch, few enough to try them all.
+ * (B = 2, two classes: {0,0}, {0,1}, {1,1}.)
+ */
+export function labelCandidates(batch: number, numClasses: number): Int32Array[] {
+  const out: Int32Array[] = [];
+  const walk = (prefix: number[], from: number) => {
+    if (prefix.length === batch) { out.push(Int32Array.from(prefix)); return; }
+    for (let c = from; c < numClasses; c++) walk([...prefix, c], c);
+  };
+  walk([], 0);
+  return out;
+}
