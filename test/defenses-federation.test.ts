@@ -52,7 +52,7 @@ test.serial('PRECODE trains inside the federation and its weights are in the che
   t.is(final.type, 'finished', final.message);
   const checkpoint = decodeWeights(readFileSync(join(fed.runDir(), 'checkpoints', 'round-0002.weights')));
   t.deepEqual(checkpoint.manifest.filter((m) => m.name.startsWith('precode/')).map((m) => m.shape), [[8 * 81, 64], [64], [32, 8 * 81], [8 * 81]]);
-  const aucs = events.filter((e) => e.type === 'round').map((e) => e.test!.roc_auc);
+  const aucs = events.filter((e) => e.type === 'round').map((e) => e.test!.roc_auc!);
   t.is(aucs.length, 2);
   t.true(aucs[1] > 0.6, `test ROC-AUC after 2 rounds: ${aucs[1]}`);
 });

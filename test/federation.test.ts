@@ -34,7 +34,7 @@ test.serial('2 envoys x 2 rounds: the global model changes, metrics and checkpoi
   const rounds = events.filter((e) => e.type === 'round');
   t.deepEqual(rounds.map((e) => e.round), [0, 1]);
   t.deepEqual(rounds[0].envoys!.map((e) => e.envoy).sort(), ['alpha', 'beta']);
-  t.true(final.test!.roc_auc > 0.5, `test AUC ${final.test!.roc_auc}`);
+  t.true(final.test!.roc_auc! > 0.5, `test AUC ${final.test!.roc_auc}`);
 
   const dir = fed.runDir();
   const initial = readWeights(buildModel(ModelSpecSchema.parse(model))).values;

@@ -177,7 +177,7 @@ test('ConvNetBN with PRECODE learns pneumonia from X-rays (validation ROC-AUC we
   const result = await trainLocal(model, train, { config: TrainingSchema.parse({ learning_rate: 0.003, batch_size: 32, local_epochs: 3 }) });
   t.is(result.steps, 39);
   const metrics = evaluate(model, val);
-  t.true(metrics.roc_auc > 0.8, `validation ROC-AUC ${metrics.roc_auc}`);
+  t.true(metrics.roc_auc! > 0.8, `validation ROC-AUC ${metrics.roc_auc!}`);
 });
 
 test('the functional ConvNetBN with PRECODE matches the layers model: outputs (eval; train with the same noise) and gradients', (t) => {

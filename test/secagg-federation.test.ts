@@ -50,7 +50,7 @@ test.serial('secure aggregation: 3 envoys x 2 rounds train the model, and one ro
   const rounds = events.filter((e) => e.type === 'round');
   t.deepEqual(rounds.map((e) => e.round), [0, 1]);
   t.deepEqual(rounds[0].envoys!.map((e) => e.envoy).sort(), ['alpha', 'beta', 'gamma'], 'metrics still arrive in the clear');
-  t.true(final.test!.roc_auc > 0.5, `test AUC ${final.test!.roc_auc}`);
+  t.true(final.test!.roc_auc! > 0.5, `test AUC ${final.test!.roc_auc}`);
   const initial = readWeights(buildModel(ModelSpecSchema.parse(model))).values;
   const secure = checkpoint(fed.runDir(), 1);
   t.true(secure.some((v, i) => Math.abs(v - initial[i]) > 1e-6), 'the global model changed');
@@ -93,7 +93,7 @@ test.serial('secure aggregation: an envoy killed between sharing keys and sendin
   t.regex(director, /round 1: secure sum of a, b; masks of c removed with their neighbours' shares/);
   t.regex(director, /round 2: secure sum of a, b \(/);
   t.false(/secure aggregation: sent masked input/.test(fed.log('c')), 'c never sent its input');
-  t.true(final.test!.roc_auc > 0.5, `test AUC ${final.test!.roc_auc}`);
+  t.true(final.test!.roc_auc! > 0.5, `test AUC ${final.test!.roc_auc}`);
 });
 
 test.serial('secure aggregation: fewer envoys than the threshold fail the round clearly, and the next round goes on', async (t) => {

@@ -39,7 +39,7 @@ export function roundOneMetrics(runDir: string): { test_auc: number; test_accura
   const first = lines.filter((l) => l.round === 0);
   const test = first.find((l) => l.scope === 'director' && l.split === 'test');
   const { roc_auc: auc, accuracy } = test?.metrics ?? {};
-  if (auc === undefined || accuracy === undefined) throw new Error(`${runDir}/metrics.jsonl has no test metrics for round 1`);
+  if (auc === undefined || auc === null || accuracy === undefined) throw new Error(`${runDir}/metrics.jsonl has no test metrics for round 1`);
   const examples = Object.fromEntries(first.filter((l) => l.scope === 'envoy' && l.split === 'train').map((l) => [l.envoy, l.metrics.examples]));
   return { test_auc: auc, test_accuracy: accuracy, examples };
 }
@@ -62,7 +62,7 @@ export async function runAuditedFederation(dir: string, dataPath: string, model:
     onEvent: (e) => {
       if (e.type === 'round') {
         completed++;
-        log(`federation round ${e.round! + 1}: test AUC ${e.test?.roc_auc.toFixed(4)}, ${e.seconds?.toFixed(1)} s`);
+        log(`federation round ${e.round! + 1}: test AUC ${e.test?.roc_auc?.toFixed(4)}, ${e.seconds?.toFixed(1)} s`);
       }
       if (e.type === 'round_failed') log(`federation round ${e.round! + 1} failed: ${e.message}`);
     },

@@ -81,7 +81,7 @@ withTarget(experiment.command('run').description('submit an experiment to a runn
         },
       });
       if (final.type === 'failed') throw new Error(`experiment '${config.name}' failed: ${final.message}`);
-      console.log(`final test_auc=${final.test?.roc_auc.toFixed(4) ?? 'n/a'} test_acc=${final.test?.accuracy.toFixed(4) ?? 'n/a'} run=${final.run_dir}`);
+      console.log(`final test_auc=${final.test?.roc_auc?.toFixed(4) ?? 'n/a'} test_acc=${final.test?.accuracy.toFixed(4) ?? 'n/a'} run=${final.run_dir}`);
     } finally {
       await nc.close();
     }

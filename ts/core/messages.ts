@@ -49,7 +49,7 @@ export const LeaveSchema = z.object({ envoy: z.string() }).strict();
 
 export const MetricsSchema = z.object({
   loss: z.number(), accuracy: z.number(), precision: z.number(), recall: z.number(), f1: z.number(),
-  roc_auc: z.number(), sensitivity: z.number(), specificity: z.number(), examples: z.number().int(),
+  roc_auc: z.number().nullable().describe('null for a one-class set, where ROC-AUC is undefined'), sensitivity: z.number(), specificity: z.number(), examples: z.number().int(),
 }).strict();
 
 /**

@@ -5,7 +5,8 @@ export interface ClassificationMetrics {
   precision: number;
   recall: number;
   f1: number;
-  roc_auc: number;
+  /** null where it is undefined: a set with one class only (a small hospital's validation split can be). */
+  roc_auc: number | null;
   /** = recall: pneumonia cases found. */
   sensitivity: number;
   /** normal cases correctly cleared. */
@@ -31,6 +32,11 @@ export function rocAuc(scores: ArrayLike<number>, labels: ArrayLike<number>): nu
   const negatives = n - positives;
   if (positives === 0 || negatives === 0) return Number.NaN;
   return (rankSum - (positives * (positives + 1)) / 2) / (positives * negatives);
+}
+
+/** NaN (undefined) becomes null, which message schemas, JSON and CSV all carry as "no value". */
+function definedOrNull(v: number): number | null {
+  return Number.isNaN(v) ? null : v;
 }
 
 /** Mean cross-entropy of P(class 1) against 0/1 labels (scikit-learn's log_loss, with the same 1e-7 floor). */
@@ -60,7 +66,7 @@ export function classificationMetrics(probPositive: ArrayLike<number>, labels: A
     precision,
     recall,
     f1: ratio(2 * precision * recall, precision + recall),
-    roc_auc: rocAuc(probPositive, labels),
+    roc_auc: definedOrNull(rocAuc(probPositive, labels)),
     sensitivity: recall,
     specificity: ratio(tn, tn + fp),
     examples: labels.length,

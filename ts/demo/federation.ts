@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   if (final.type === 'failed') throw new Error(`experiment failed: ${final.message}`);
   console.log(`\nmetrics: ${join(final.run_dir!, 'metrics.csv')}  TensorBoard: tensorboard --logdir ${join(final.run_dir!, 'tensorboard')}`);
   if (args.audit) await attackProbes({ runDir: final.run_dir!, envoyAudit: files.envoyAudit, federation: FEDERATION, experiment: config.name }, dataPath, config.rounds);
-  console.log(`final test_auc=${final.test?.roc_auc.toFixed(4)} test_acc=${final.test?.accuracy.toFixed(4)} run=${final.run_dir}`);
+  console.log(`final test_auc=${final.test?.roc_auc?.toFixed(4) ?? 'n/a'} test_acc=${final.test?.accuracy.toFixed(4)} run=${final.run_dir}`);
 }
 
 main().catch((error: Error) => {

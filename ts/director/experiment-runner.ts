@@ -150,7 +150,7 @@ function evaluateOnTest(deps: RunnerDeps, model: ReturnType<typeof buildModel>, 
   if (!deps.testSet || !config.evaluate_on_test) return undefined;
   const test = evaluate(model, deps.testSet);
   folder.log({ round, scope: 'director', split: 'test', metrics: test });
-  deps.log.info(`round ${round + 1}: test roc_auc=${test.roc_auc.toFixed(4)} accuracy=${test.accuracy.toFixed(4)}`);
+  deps.log.info(`round ${round + 1}: test roc_auc=${test.roc_auc?.toFixed(4) ?? 'undefined (one class)'} accuracy=${test.accuracy.toFixed(4)}`);
   return test;
 }
 

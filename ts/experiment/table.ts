@@ -11,11 +11,11 @@ export function tableHeader(): string {
 
 export function tableRow(event: ExperimentEvent): string {
   const envoys = event.envoys ?? [];
-  const mean = (xs: (number | undefined)[]) => {
+  const mean = (xs: (number | null | undefined)[]) => {
     const v = xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
     return v.length ? v.reduce((a, b) => a + b, 0) / v.length : undefined;
   };
-  const fmt = (x: number | undefined, digits = 4) => (x === undefined ? '-' : x.toFixed(digits));
+  const fmt = (x: number | null | undefined, digits = 4) => (x === undefined || x === null ? '-' : x.toFixed(digits));
   const cells = [
     `${(event.round ?? 0) + 1}/${event.rounds ?? '?'}`,
     String(envoys.length),

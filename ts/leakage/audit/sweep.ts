@@ -54,6 +54,7 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
     experiment, say: (line) => say(`  ${line}`),
   });
   if (final.type !== 'finished' || !final.test) throw new Error(`configuration ${c.name}: the experiment did not finish: ${final.message ?? final.type}`);
+  if (final.test.roc_auc === null) throw new Error(`configuration ${c.name}: the test set has one class only, so ROC-AUC is undefined`);
   const runDir = final.run_dir!;
   const run = { runDir, envoyAudit: files.envoyAudit, federation: FEDERATION, experiment: config.name };
   const attacks: AttackScore[] = [];
