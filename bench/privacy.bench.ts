@@ -12,7 +12,7 @@ import { tf } from '../ts/core/tf.ts';
 import { ModelSpecSchema } from '../ts/core/config/experiment.ts';
 import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
 import { buildModel } from '../ts/core/model.ts';
-import { batchOf } from '../ts/core/training.ts';
+import { batchOf } from '../ts/core/data/batches.ts';
 import { GaussianNoise, dpSgdStep, type GradientMethod, type PerExampleLoss } from '../ts/core/privacy/dp-sgd.ts';
 import { RdpAccountant } from '../ts/core/privacy/rdp-accountant.ts';
 

@@ -6,8 +6,9 @@ import type * as TF from '@tensorflow/tfjs';
 import { tf } from './tf.ts';
 import type { TrainingConfig } from './config/experiment.ts';
 import type { LayersModel } from './model.ts';
-import { classCounts, pixelsPerSample, size, subset, type ImageDataset } from './data/dataset.ts';
+import { classCounts, size, subset, type ImageDataset } from './data/dataset.ts';
 import { SeededRandom } from './data/rng.ts';
+import { batchOf, consecutiveBatches } from './data/batches.ts';
 import { precodeLossOf } from './defenses/precode.ts';
 import { setShardStatistics } from './defenses/shard-statistics.ts';
 import { dpSgdStep, GaussianNoise, type PerExampleLoss } from './privacy/dp-sgd.ts';
@@ -48,17 +49,6 @@ export function makeOptimizer(config: TrainingConfig): TF.Optimizer {
     case 'sgd': return tf.train.momentum(config.learning_rate, config.momentum);
     case 'adadelta': return tf.train.adadelta(config.learning_rate);
   }
-}
-
-export function batchOf(ds: ImageDataset, indices: ArrayLike<number>): { x: TF.Tensor4D; y: TF.Tensor1D } {
-  const p = pixelsPerSample(ds);
-  const pixels = new Float32Array(indices.length * p);
-  const labels = new Int32Array(indices.length);
-  for (let i = 0; i < indices.length; i++) {
-    pixels.set(ds.images.subarray(indices[i] * p, (indices[i] + 1) * p), i * p);
-    labels[i] = ds.labels[indices[i]];
-  }
-  return { x: tf.tensor4d(pixels, [indices.length, ...ds.sampleShape]), y: tf.tensor1d(labels, 'int32') };
 }
 
 export async function trainLocal(model: LayersModel, full: ImageDataset, options: TrainOptions): Promise<TrainResult> {
@@ -161,13 +151,12 @@ function inverseFrequencyWeights(ds: ImageDataset): TF.Tensor1D {
 /** P(class 1) for every example, in batches, with the model in inference mode. */
 export function predictPositive(model: LayersModel, ds: ImageDataset, batchSize = 256): Float32Array {
   const out = new Float32Array(size(ds));
-  for (let start = 0; start < size(ds); start += batchSize) {
-    const idx = Array.from({ length: Math.min(batchSize, size(ds) - start) }, (_, i) => start + i);
+  for (const indices of consecutiveBatches(ds, batchSize)) {
     const probs = tf.tidy(() => {
-      const { x } = batchOf(ds, idx);
+      const { x } = batchOf(ds, indices);
       return tf.softmax(model.apply(x, { training: false }) as TF.Tensor2D).slice([0, 1], [-1, 1]).dataSync();
     });
-    out.set(probs, start);
+    out.set(probs, indices[0]);
   }
   return out;
 }

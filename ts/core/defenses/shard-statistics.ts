@@ -17,13 +17,13 @@
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../tf.ts';
 import { size, type ImageDataset } from '../data/dataset.ts';
+import { batchOf, consecutiveBatches } from '../data/batches.ts';
 import type { LayersModel } from '../model.ts';
-import { batchOf } from '../training.ts';
 
 const BATCH = 256;
 
 /** Per-channel mean and (biased, as training mode computes it) variance, accumulated in float64. */
-export interface ChannelMoments { mean: Float64Array; variance: Float64Array; count: number }
+interface ChannelMoments { mean: Float64Array; variance: Float64Array; count: number }
 
 /** Sets every batch-norm layer's moving statistics to their values over `ds` (all of it). */
 export function setShardStatistics(model: LayersModel, ds: ImageDataset): void {
@@ -49,11 +49,10 @@ function batchNormLayers(model: LayersModel): TF.layers.Layer[] {
 }
 
 /** The moments of `layer`'s input over `ds`, the layers before it in inference mode. */
-export function inputMoments(model: LayersModel, layer: TF.layers.Layer, ds: ImageDataset): ChannelMoments {
+function inputMoments(model: LayersModel, layer: TF.layers.Layer, ds: ImageDataset): ChannelMoments {
   const probe = tf.model({ inputs: model.inputs, outputs: layer.input as TF.SymbolicTensor });
   let total: ChannelMoments | null = null;
-  for (let start = 0; start < size(ds); start += BATCH) {
-    const indices = Array.from({ length: Math.min(BATCH, size(ds) - start) }, (_, i) => start + i);
+  for (const indices of consecutiveBatches(ds, BATCH)) {
     const [mean, variance, count] = tf.tidy(() => {
       const { x } = batchOf(ds, indices);
       const h = probe.apply(x, { training: false }) as TF.Tensor;
