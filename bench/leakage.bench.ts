@@ -319,19 +319,17 @@ const needFederation = () => {
   if (!fed) throw new Error('round1 and audit attack a federation run: add the federation part, or pass --fed-dir of an earlier one');
   return fed;
 };
-await part('round1', async () => {
-  const weights = checkpointAfterRoundOne(needFederation());
-  const outDir = join(GRIDS, 'round1');
-  const igr = await simulated('ig', 2 * settings.pairs, settings.igIterations, { weights, outDir });
-  const ms = await simulated('multistep', 2 * settings.pairs, settings.multistepIterations, { weights, outDir });
-  return { ...summary('ig_round1', igr), ...summary('multistep_round1', ms), ...pairs('multistep_round1', ms) };
-});
-// The multi-step half of round1 alone (its labels chosen by trying each label set: run.ts labelSearch).
-await part('multistep-round1', async () => {
-  const weights = checkpointAfterRoundOne(needFederation());
+/** The multi-step attack on the round-1 checkpoint (its labels chosen by trying each label set: run.ts labelSearch). */
+async function multistepRound1(weights: FlatWeights): Promise<Record<string, unknown>> {
   const ms = await simulated('multistep', 2 * settings.pairs, settings.multistepIterations, { weights, outDir: join(GRIDS, 'round1') });
   return { ...summary('multistep_round1', ms), ...pairs('multistep_round1', ms), multistep_round1_label_accuracy: ms.label_accuracy };
+}
+await part('round1', async () => {
+  const weights = checkpointAfterRoundOne(needFederation());
+  const igr = await simulated('ig', 2 * settings.pairs, settings.igIterations, { weights, outDir: join(GRIDS, 'round1') });
+  return { ...summary('ig_round1', igr), ...(await multistepRound1(weights)) };
 });
+await part('multistep-round1', async () => multistepRound1(checkpointAfterRoundOne(needFederation())));
 /**
  * The labels the multi-step attack works with, per pair: recovered from the simulated update's classifier bias
  * as runLeakage does (the update turned back into a gradient, the model's mean prediction on seeded noise).
