@@ -4,30 +4,29 @@
  *     training loop) beside PyTorch CPU on the same images, run one after the other by this script.
  *  2. Protocol overhead: wall time of one federated round with 3 envoy processes ÷ the slowest envoy's
  *     local training time in that round.
- * usage: npm run bench:federation [-- --steps 40 --rounds 2 --python /path/to/python-with-torch]
+ *  3. The cost of the trust boundary: the same federation secured (mutual TLS, nkeys, permissions, signed
+ *     and sealed messages, encrypted blobs) and --insecure, run alternately in this script; the ratio of
+ *     their median round times is `secure_vs_insecure_round_ratio`.
+ * usage: npm run bench:federation [-- --steps 40 --rounds 2 --pairs 2 --python /path/to/python-with-torch]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ExperimentSchema, ModelSpecSchema, TrainingSchema } from '../ts/core/config/experiment.ts';
-import { loadConfigFile } from '../ts/core/config/load.ts';
+import { ModelSpecSchema, TrainingSchema } from '../ts/core/config/experiment.ts';
 import { subset } from '../ts/core/data/dataset.ts';
 import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
 import type { ExperimentEvent } from '../ts/core/messages.ts';
 import { buildModel } from '../ts/core/model.ts';
 import { backendName } from '../ts/core/tf.ts';
 import { trainLocal } from '../ts/core/training.ts';
-import { connectNats } from '../ts/core/transport/connection.ts';
-import { runExperimentRemotely } from '../ts/experiment/client.ts';
-import { writeFederationFiles } from '../ts/local/federation-files.ts';
-import { startLocalNats } from '../ts/local/nats-server.ts';
-import { spawnRole, waitForOutput } from '../ts/local/roles.ts';
+import { runLocalFederation } from '../ts/local/federation.ts';
 
 const { values: args } = parseArgs({
   options: {
     steps: { type: 'string', default: '40' },
     rounds: { type: 'string', default: '2' },
+    pairs: { type: 'string', default: '2' },
     width: { type: 'string', default: '32' },
     python: { type: 'string', default: process.env.SECFLOW_BENCH_PYTHON ?? join(process.env.HOME ?? '', '.cache/fl-secflow/bench-venv/bin/python') },
     data: { type: 'string', default: '../shared/data/pneumoniamnist.npz' },
@@ -53,42 +52,59 @@ function torchThroughput(steps: number): { images_per_second: number; torch: str
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
-async function roundOverhead(rounds: number) {
-  const dir = resolve('runs', `bench-federation-${Date.now()}`);
-  const nats = await startLocalNats();
-  const files = writeFederationFiles({
-    dir, federation: 'bench', natsUrl: nats.url, dataPath: data, envoys: ['a', 'b', 'c'],
-    partition: { scheme: 'iid', alpha: 1, seed: 1 },
-    experiment: { name: 'overhead', rounds, min_envoys_to_start: 3, model: { width }, training: { batch_size: 32, local_epochs: 1 } },
-  });
-  mkdirSync(join(dir, 'logs'), { recursive: true });
-  const director = spawnRole('director', ['director', 'start', '--config', files.director], join(dir, 'logs', 'director.log'));
-  const envoys = files.envoys.map((f, i) => spawnRole(`envoy${i}`, ['envoy', 'start', '--config', f], join(dir, 'logs', `envoy${i}.log`)));
+interface RoundTime { round: number; round_seconds: number; slowest_training_seconds: number; ratio: number }
+
+/** One local federation (3 envoy processes), secured or --insecure; its round times. */
+async function federationRounds(rounds: number, insecure: boolean): Promise<RoundTime[]> {
+  const dir = resolve('runs', `bench-federation-${insecure ? 'insecure' : 'secure'}-${Date.now()}`);
+  const events: ExperimentEvent[] = [];
   try {
-    await waitForOutput(director, /federation 'bench'/);
-    await Promise.all(envoys.map((e) => waitForOutput(e, /registered with the director/)));
-    const nc = await connectNats(nats.url, 'bench');
-    const events: ExperimentEvent[] = [];
-    await runExperimentRemotely(nc, 'bench', loadConfigFile(files.experiment, ExperimentSchema), { onEvent: (e) => events.push(e) });
-    await nc.close();
-    return events.filter((e) => e.type === 'round').map((e) => {
-      const slowest = Math.max(...e.envoys!.map((x) => x.train_seconds ?? 0));
-      return { round: e.round! + 1, round_seconds: e.seconds!, slowest_training_seconds: slowest, ratio: e.seconds! / slowest };
+    const { final } = await runLocalFederation({
+      dir, federation: 'bench', dataPath: data, envoys: ['a', 'b', 'c'], insecure,
+      partition: { scheme: 'iid', alpha: 1, seed: 1 },
+      experiment: { name: 'overhead', rounds, min_envoys_to_start: 3, model: { width }, training: { batch_size: 32, local_epochs: 1 } },
+      onEvent: (e) => events.push(e),
     });
+    if (final.type !== 'finished') throw new Error(`the ${insecure ? 'insecure' : 'secure'} federation failed: ${final.message}`);
   } finally {
-    await Promise.all([director, ...envoys].map((p) => p.stop()));
-    await nats.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
+  return events.filter((e) => e.type === 'round').map((e) => {
+    const slowest = Math.max(...e.envoys!.map((x) => x.train_seconds ?? 0));
+    return { round: e.round! + 1, round_seconds: e.seconds!, slowest_training_seconds: slowest, ratio: e.seconds! / slowest };
+  });
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/** Secure and insecure runs alternate (secure first, then insecure first), so drift on the machine hits both. */
+async function trustBoundaryCost(rounds: number, pairs: number) {
+  const secure: number[] = [];
+  const insecure: number[] = [];
+  let lastSecure: RoundTime[] = [];
+  for (let p = 0; p < pairs; p++) {
+    for (const mode of p % 2 === 0 ? [false, true] : [true, false]) {
+      const times = await federationRounds(rounds, mode);
+      (mode ? insecure : secure).push(...times.map((t) => t.round_seconds));
+      if (!mode) lastSecure = times;
+      console.error(`pair ${p + 1}: ${mode ? 'insecure' : 'secure'} rounds ${times.map((t) => t.round_seconds.toFixed(2)).join(', ')} s`);
+    }
+  }
+  return { secure_round_seconds: secure, insecure_round_seconds: insecure, ratio: median(secure) / median(insecure), lastSecure };
 }
 
 const steps = Number(args.steps);
 const tfjs = await tfjsThroughput(steps);
 const torch = torchThroughput(steps);
-const rounds = await roundOverhead(Number(args.rounds));
+const boundary = await trustBoundaryCost(Number(args.rounds), Number(args.pairs));
+const rounds = boundary.lastSecure;
 const last = rounds[rounds.length - 1];
 const result = {
   date: new Date().toISOString(),
-  command: `npm run bench:federation -- --steps ${steps} --rounds ${args.rounds} --width ${width}`,
+  command: `npm run bench:federation -- --steps ${steps} --rounds ${args.rounds} --pairs ${args.pairs} --width ${width}`,
   backend: backendName,
   model: `ConvNetBN width ${width}, 28x28x1, batch ${batch}, Adam`,
   tfjs_images_per_second: tfjs,
@@ -96,6 +112,9 @@ const result = {
   tfjs_vs_torch_train_ratio: 'images_per_second' in torch ? tfjs / torch.images_per_second : null,
   rounds,
   round_overhead_ratio: last.ratio,
+  secure_round_seconds: boundary.secure_round_seconds,
+  insecure_round_seconds: boundary.insecure_round_seconds,
+  secure_vs_insecure_round_ratio: boundary.ratio,
 };
 mkdirSync(join(BENCH, 'results'), { recursive: true });
 writeFileSync(join(BENCH, 'results', 'federation.json'), JSON.stringify(result, null, 2) + '\n');

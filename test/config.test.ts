@@ -42,17 +42,17 @@ test('invalid YAML and a missing file are reported as such', (t) => {
 test('data paths in director.yaml and envoy.yaml are relative to the file', (t) => {
   const dir = tempDir();
   const d = join(dir, 'director.yaml');
-  writeFileSync(d, 'federation: f\ntest_data: {kind: pneumoniamnist, path: data/p.npz, split: test}\nworkspace: out\n');
+  writeFileSync(d, 'federation: f\ninsecure: true\ntest_data: {kind: pneumoniamnist, path: data/p.npz, split: test}\nworkspace: out\n');
   const director = loadDirectorConfig(d);
   t.is(director.test_data?.kind === 'pneumoniamnist' && director.test_data.path, join(dir, 'data/p.npz'));
   t.is(director.workspace, join(dir, 'out'));
   const e = join(dir, 'envoy.yaml');
-  writeFileSync(e, 'name: a\nfederation: f\nshard:\n  train: {kind: xray_folder, root: xr}\n');
+  writeFileSync(e, 'name: a\nfederation: f\ninsecure: true\nshard:\n  train: {kind: xray_folder, root: xr}\n');
   const envoy = loadEnvoyConfig(e);
   t.is(envoy.shard.train.kind === 'xray_folder' && envoy.shard.train.root, join(dir, 'xr'));
 });
 
 test('a partition index outside the shard count is refused', (t) => {
-  const e = file('envoy.yaml', 'name: a\nfederation: f\nshard:\n  train: {kind: pneumoniamnist, path: p.npz, split: train}\n  partition: {scheme: iid, num_shards: 2, index: 2}\n');
+  const e = file('envoy.yaml', 'name: a\nfederation: f\ninsecure: true\nshard:\n  train: {kind: pneumoniamnist, path: p.npz, split: train}\n  partition: {scheme: iid, num_shards: 2, index: 2}\n');
   t.regex(t.throws(() => loadEnvoyConfig(e))!.message, /partition.index must be below num_shards/);
 });

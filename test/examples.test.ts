@@ -16,6 +16,7 @@ import { ExperimentSchema } from '../ts/core/config/experiment.ts';
 import { loadConfigFile, resolveFrom, validateConfig } from '../ts/core/config/load.ts';
 import { AuditSweepSchema } from '../ts/leakage/audit/config.ts';
 import { LeakageConfigSchema } from '../ts/leakage/config.ts';
+import { FederationSchema } from '../ts/provision/federation-config.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const EXAMPLES = join(REPO, 'examples');
@@ -27,12 +28,13 @@ const SCHEMAS: [RegExp, z.ZodTypeAny][] = [
   [/^experiment.*\.yaml$/, ExperimentSchema],
   [/^leakage.*\.yaml$/, LeakageConfigSchema],
   [/^audit.*\.yaml$/, AuditSweepSchema],
+  [/^federation.*\.yaml$/, FederationSchema],
 ];
 
 const files = readdirSync(EXAMPLES).sort();
 
 test('examples/ holds the sample configs', (t) => {
-  for (const name of ['director.yaml', 'envoy.yaml', 'experiment.yaml', 'experiment-audit.yaml', 'leakage-attack.yaml', 'audit.yaml']) {
+  for (const name of ['federation.yaml', 'director.yaml', 'envoy.yaml', 'experiment.yaml', 'experiment-audit.yaml', 'leakage-attack.yaml', 'audit.yaml']) {
     t.true(files.includes(name), `examples/${name} is missing`);
   }
 });
@@ -40,7 +42,7 @@ test('examples/ holds the sample configs', (t) => {
 for (const name of files) {
   test(`examples/${name} is valid against its schema`, (t) => {
     const schema = SCHEMAS.find(([pattern]) => pattern.test(name))?.[1];
-    if (!schema) return t.fail(`no schema known for examples/${name}: name it director*, envoy*, experiment*, leakage* or audit*.yaml`);
+    if (!schema) return t.fail(`no schema known for examples/${name}: name it federation*, director*, envoy*, experiment*, leakage* or audit*.yaml`);
     t.notThrows(() => loadConfigFile(join(EXAMPLES, name), schema));
   });
 }
@@ -80,6 +82,12 @@ test('the examples agree: one federation, and the leakage example attacks what e
   const attackPath = join(EXAMPLES, 'leakage-attack.yaml');
   const attack = loadConfigFile(attackPath, LeakageConfigSchema);
   t.is(envoy.federation, director.federation);
+  const federation = loadConfigFile(join(EXAMPLES, 'federation.yaml'), FederationSchema);
+  t.is(federation.federation, director.federation);
+  t.true(federation.envoys.some((e) => e.name === envoy.name), 'the envoy example is one of the provisioned envoys');
+  t.is(resolveFrom(directorPath, director.kit!), join(REPO, 'kits', federation.director.name), 'the kits the examples point at are where provision writes them');
+  t.is(resolveFrom(envoyPath, envoy.kit!), join(REPO, 'kits', envoy.name));
+  t.is(director.nats.url, federation.nats.url);
   t.true(audited.audit.enabled);
   t.truthy(audited.audit.probe, 'the audited example asks for a probe');
   // Every file's paths are relative to the file: the record and truth paths must be where director and

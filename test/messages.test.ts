@@ -6,10 +6,9 @@ import { buildModel } from '../ts/core/model.ts';
 import { checkFits, decodeWeights, encodeWeights, readWeights, writeWeights } from '../ts/core/weights.ts';
 
 const task = {
-  experiment: 'e1', run_id: 'abc', round: 2, task_id: 't-1',
+  experiment: 'e1', run_id: 'abc', round: 2, task_id: '4f9a2c9e-3f5e-4b8e-9c1d-2a7b6e5d4c3b',
   model: ModelSpecSchema.parse({ width: 4 }), training: TrainingSchema.parse({}),
-  weights: { id: 'b1', subject: 'secflow.f.blob.b1', bytes: 10, chunks: 1, chunk_bytes: 10, sha256: 'a'.repeat(64) },
-  result_subject: 'secflow.f.exp.e1.abc.results',
+  weights: { id: 'b1'.repeat(16), owner: 'director', bytes: 10, chunks: 1, chunk_bytes: 10, sha256: 'a'.repeat(64) },
 };
 
 test('a training task survives a msgpack round trip unchanged', (t) => {
@@ -27,6 +26,26 @@ test('a message with a wrong or missing field names the field', (t) => {
   t.regex(error!.message, /malformed training task: round: /);
   const missing = t.throws(() => decode(ShardDescriptorSchema, pack({ envoy: 'x' }), 'shard descriptor'));
   t.regex(missing!.message, /description/);
+});
+
+test('a name that is not one subject token is refused wherever it appears (CR/LF, dots, wildcards)', (t) => {
+  for (const bad of ['a\r\nPUB x 1', 'a.b', 'a*', '>', 'a b', '', 'x'.repeat(65)]) {
+    t.throws(() => decode(HeartbeatSchema, pack({ envoy: bad, busy: false }), 'heartbeat'), { instanceOf: MessageError }, JSON.stringify(bad));
+    t.throws(() => decode(TrainTaskSchema, pack({ ...task, experiment: bad }), 'training task'), { instanceOf: MessageError });
+  }
+});
+
+test('an error reply names where a message was wrong without repeating what was sent', (t) => {
+  const secret = 'PATIENT-NAME-'.repeat(20);
+  const error = t.throws(() => decode(TrainTaskSchema, pack({ ...task, training: { ...task.training, optimizer: secret } }), 'training task')) as MessageError;
+  t.regex(error.brief, /malformed training task: training\.optimizer/);
+  t.false(error.brief.includes('PATIENT'), error.brief);
+  t.true(error.brief.length <= 300);
+});
+
+test('a task carries no subject of the sender\'s choosing: result and blob subjects are derived by the receiver', (t) => {
+  t.throws(() => decode(TrainTaskSchema, pack({ ...task, result_subject: 'evil.subject' }), 'training task'), { message: /result_subject/ });
+  t.throws(() => decode(TrainTaskSchema, pack({ ...task, weights: { ...task.weights, subject: 'evil.subject' } }), 'training task'), { message: /subject/ });
 });
 
 test('an unexpected extra field is rejected rather than silently carried', (t) => {

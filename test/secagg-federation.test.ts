@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { unpack } from 'msgpackr';
 import type { Msg } from 'nats';
 import { ExperimentSchema, ModelSpecSchema } from '../ts/core/config/experiment.ts';
-import { decode, ResultAckSchema } from '../ts/core/messages.ts';
+import { decode, ErrorReplySchema, kinds } from '../ts/core/messages.ts';
+import { subjects } from '../ts/core/subjects.ts';
 import { buildModel } from '../ts/core/model.ts';
 import { decodeWeights, readWeights } from '../ts/core/weights.ts';
 import { runExperimentRemotely } from '../ts/experiment/client.ts';
@@ -24,29 +25,37 @@ function checkpoint(runDir: string, round: number): Float32Array {
 }
 
 test.serial('secure aggregation: 3 envoys x 2 rounds train the model, and one round matches plain FedAvg of the same run', async (t) => {
+  // A misconfigured (or shared) server without subject permissions: the data scientist's connection can
+  // listen in on the envoys' protocol messages. They are sealed, and a captured one replayed is refused.
   const fed = await startTestFederation({
-    envoys: ['alpha', 'beta', 'gamma'],
+    envoys: ['alpha', 'beta', 'gamma'], withoutPermissions: true,
     experiment: { name: 'sa', rounds: 2, min_envoys_to_start: 3, model, training, secagg, aggregation: { min_envoys: 2 } },
   });
   t.teardown(() => fed.stop());
-  // Listen in on the envoys' protocol messages (NATS fans them out) and replay one of round 1 in round 2.
   let captured: Msg | undefined;
+  let seen = 0;
   let replayed: Promise<Msg> | undefined;
-  const spy = fed.nc.subscribe('secflow.testfed.exp.sa.*.secagg');
+  const spy = fed.scientist.nc.subscribe('secflow.testfed.exp.sa.*.secagg.*');
   void (async () => {
     for await (const m of spy) {
-      const upload = unpack(m.data) as { round: number; stage: string };
-      if (upload.round === 0 && upload.stage === 'advertise') captured ??= m;
-      if (upload.round === 1 && captured && !replayed) replayed = fed.nc.request(captured.subject, captured.data, { timeout: 5000 });
+      const envelope = unpack(m.data) as { kind: string; sealed?: unknown; body?: unknown };
+      if (envelope.kind !== 'secagg_upload' || !envelope.sealed || envelope.body) throw new Error('an upload travelled unsealed');
+      captured ??= m;
+      // Round 1 has 12 uploads (3 envoys x 4 stages); the 14th is in round 2, whose session is listening.
+      if (++seen === 14 && captured && !replayed) replayed = fed.scientist.nc.request(captured.subject, captured.data, { timeout: 5000 });
     }
   })();
   const { final, events } = await fed.run();
   spy.unsubscribe();
   t.is(final.type, 'finished', final.message);
-  t.truthy(replayed, 'a round 1 message was captured and replayed in round 2');
-  const ack = decode(ResultAckSchema, (await replayed!).data, 'ack');
-  t.false(ack.accepted);
-  t.regex(ack.reason!, /message for round 1 of run \w+ is not expected now/);
+  t.truthy(replayed, 'a round 1 message was captured and replayed later');
+  const answer = unpack((await replayed!).data) as { kind: string; to: string; body: Uint8Array };
+  t.is(answer.kind, 'error');
+  const original = (unpack(captured!.data) as { from: string }).from;
+  t.is(answer.to, original, 'the refusal goes to the identity that signed the original, not to the replayer');
+  t.regex(decode(ErrorReplySchema, answer.body, 'error').error, /refused: replayed/);
+  const status = await fed.scientist.request(kinds.status, subjects.status('testfed', 'scientist'), 'director', {}, 5000);
+  t.true(status.refused.some((r) => r.sender === original && r.reason === 'replayed'), JSON.stringify(status.refused));
   const rounds = events.filter((e) => e.type === 'round');
   t.deepEqual(rounds.map((e) => e.round), [0, 1]);
   t.deepEqual(rounds[0].envoys!.map((e) => e.envoy).sort(), ['alpha', 'beta', 'gamma'], 'metrics still arrive in the clear');
@@ -63,7 +72,7 @@ test.serial('secure aggregation: 3 envoys x 2 rounds train the model, and one ro
 
   // The same first round without secure aggregation (same seeds, same shards) lands on the same model.
   const plainConfig = ExperimentSchema.parse({ ...fed.config, name: 'plain', rounds: 1, secagg: { enabled: false } });
-  const plain = await runExperimentRemotely(fed.nc, 'testfed', plainConfig, { silenceTimeoutMs: 180_000 });
+  const plain = await runExperimentRemotely(fed.scientist, plainConfig, { silenceTimeoutMs: 180_000 });
   t.is(plain.type, 'finished');
   const plainWeights = checkpoint(join(fed.files.workspace, 'testfed', 'plain'), 1);
   const secureRound1 = checkpoint(fed.runDir(), 1);

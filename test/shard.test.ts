@@ -7,7 +7,7 @@ import { PNEUMONIAMNIST, tempDir, XRAY_SAMPLES } from './helpers/paths.ts';
 
 test("an envoy's own X-ray folder becomes its shard, described for the director", (t) => {
   const file = join(tempDir(), 'envoy.yaml');
-  writeFileSync(file, `name: hospital-x\nfederation: f\nshard:\n  description: full-size JPEGs\n  train: {kind: xray_folder, root: ${XRAY_SAMPLES}, image_size: [28, 28]}\n`);
+  writeFileSync(file, `name: hospital-x\nfederation: f\ninsecure: true\nshard:\n  description: full-size JPEGs\n  train: {kind: xray_folder, root: ${XRAY_SAMPLES}, image_size: [28, 28]}\n`);
   const config = loadEnvoyConfig(file);
   const shard = loadShard(config.name, config.shard);
   t.is(shard.descriptor.envoy, 'hospital-x');

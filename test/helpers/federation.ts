@@ -1,27 +1,35 @@
-/** A real federation for integration tests: nats-server, a director process and envoy processes. */
-import { mkdirSync, readFileSync } from 'node:fs';
+/**
+ * A real federation for integration tests: a provisioned nats-server (mutual TLS, nkeys, per-identity
+ * permissions), a director process and envoy processes, each with its startup kit, exactly as `npm run
+ * federation` runs them. `insecure: true` runs the explicit opt-out instead.
+ */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExperimentSchema, type ExperimentConfig } from '../../ts/core/config/experiment.ts';
 import { loadConfigFile } from '../../ts/core/config/load.ts';
 import type { ExperimentEvent } from '../../ts/core/messages.ts';
-import { connectNats, type NatsConnection } from '../../ts/core/transport/connection.ts';
+import type { Bus } from '../../ts/core/transport/bus.ts';
 import { runExperimentRemotely } from '../../ts/experiment/client.ts';
-import { writeFederationFiles, type LocalFederationFiles } from '../../ts/local/federation-files.ts';
-import { startLocalNats, type LocalNats } from '../../ts/local/nats-server.ts';
+import { startLocalFederation, type LocalFederation } from '../../ts/local/federation.ts';
+import type { LocalFederationFiles } from '../../ts/local/federation-files.ts';
+import type { LocalNats } from '../../ts/local/nats-server.ts';
 import { spawnRole, waitForOutput, type RoleProcess } from '../../ts/local/roles.ts';
 import { PNEUMONIAMNIST, tempDir } from './paths.ts';
 
 export interface TestFederation {
   dir: string;
   nats: LocalNats;
-  nc: NatsConnection;
+  /** The data scientist's bus (kit `scientist`). */
+  scientist: Bus;
   files: LocalFederationFiles;
+  /** Kit folder per participant (undefined when insecure). */
+  kits?: Record<string, string>;
   director: RoleProcess;
   envoys: Map<string, RoleProcess>;
   config: ExperimentConfig;
   startDirector(): Promise<RoleProcess>;
-  run(onEvent?: (e: ExperimentEvent) => void): Promise<{ final: ExperimentEvent; events: ExperimentEvent[] }>;
-  runDir(): string;
+  run(onEvent?: (e: ExperimentEvent) => void, config?: ExperimentConfig): Promise<{ final: ExperimentEvent; events: ExperimentEvent[] }>;
+  runDir(experiment?: string): string;
   log(name: string): string;
   stop(): Promise<void>;
 }
@@ -31,51 +39,44 @@ export interface TestFederationOptions {
   experiment: Record<string, unknown>;
   trainLimit?: number;
   testLimit?: number;
+  insecure?: boolean;
+  /** A server without subject permissions (misconfigured or shared): the signatures alone must hold. */
+  withoutPermissions?: boolean;
 }
 
 export async function startTestFederation(options: TestFederationOptions): Promise<TestFederation> {
   const dir = tempDir('secflow-fed-');
-  const nats = await startLocalNats();
-  const files = writeFederationFiles({
-    dir, federation: 'testfed', natsUrl: nats.url, dataPath: PNEUMONIAMNIST, envoys: options.envoys,
+  const local: LocalFederation = await startLocalFederation({
+    dir, federation: 'testfed', dataPath: PNEUMONIAMNIST, envoys: options.envoys, insecure: options.insecure, withoutPermissions: options.withoutPermissions,
     partition: { scheme: 'iid', alpha: 1, seed: 1 }, trainLimit: options.trainLimit ?? 300, testLimit: options.testLimit ?? 200,
     heartbeat: { interval_seconds: 0.5, timeout_seconds: 3 },
     experiment: { start_timeout_seconds: 60, ...options.experiment },
   });
   const logs = join(dir, 'logs');
-  mkdirSync(logs, { recursive: true });
-  const envoys = new Map<string, RoleProcess>();
+  const envoys = new Map(local.envoys.map((e) => [e.name, e]));
   const fed: TestFederation = {
-    dir, nats, files, envoys,
-    nc: await connectNats(nats.url, 'test-client'),
-    director: undefined as unknown as RoleProcess,
-    config: loadConfigFile(files.experiment, ExperimentSchema),
+    dir, nats: local.nats, files: local.files, envoys, kits: local.kits, scientist: local.scientist, director: local.director,
+    config: loadConfigFile(local.files.experiment, ExperimentSchema),
     async startDirector() {
-      fed.director = spawnRole('director', ['director', 'start', '--config', files.director], join(logs, 'director.log'));
+      fed.director = spawnRole('director', ['director', 'start', '--config', local.files.director], join(logs, 'director.log'));
       await waitForOutput(fed.director, /federation 'testfed'/);
       return fed.director;
     },
-    async run(onEvent) {
+    async run(onEvent, config = fed.config) {
       const events: ExperimentEvent[] = [];
-      const final = await runExperimentRemotely(fed.nc, 'testfed', fed.config, {
+      const final = await runExperimentRemotely(fed.scientist, config, {
         onEvent: (e) => { events.push(e); onEvent?.(e); }, silenceTimeoutMs: 180_000,
       });
       return { final, events };
     },
-    runDir: () => join(files.workspace, 'testfed', fed.config.name),
+    runDir: (experiment = fed.config.name) => join(local.files.workspace, 'testfed', experiment),
     log: (name) => readFileSync(join(logs, `${name}.log`), 'utf8'),
     async stop() {
-      await fed.nc.close().catch(() => undefined);
-      await Promise.all([...envoys.values(), fed.director].filter(Boolean).map((p) => p.stop()));
-      await nats.stop();
+      // The director may have been restarted: stop the current process, then everything the federation started.
+      await fed.director.stop();
+      await local.stop();
     },
   };
-  await fed.startDirector();
-  for (const file of files.envoys) {
-    const name = /envoy-(.+)\.yaml$/.exec(file)![1];
-    envoys.set(name, spawnRole(name, ['envoy', 'start', '--config', file], join(logs, `${name}.log`)));
-  }
-  await Promise.all([...envoys.values()].map((e) => waitForOutput(e, /registered with the director/)));
   return fed;
 }
 

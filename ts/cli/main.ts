@@ -2,8 +2,10 @@
  * secflow: one CLI for every role.
  *   secflow director start --config director.yaml
  *   secflow envoy start --config envoy.yaml
- *   secflow experiment run --config experiment.yaml --director director.yaml   (or --nats URL --federation NAME)
- *   secflow status --director director.yaml
+ *   secflow experiment run --config experiment.yaml --kit kits/scientist
+ *   secflow status --kit kits/scientist
+ *   secflow provision --config federation.yaml --out kits/   (add-envoy, revoke)
+ *   secflow nats start --kit kits/nats-server
  *   secflow data fetch [--dest data/pneumoniamnist.npz]
  */
 import { Command } from 'commander';
@@ -11,13 +13,13 @@ import { ExperimentSchema } from '../core/config/experiment.ts';
 import { loadConfigFile } from '../core/config/load.ts';
 import { fetchPneumoniaMnist } from '../core/data/fetch.ts';
 import { Logger } from '../core/log.ts';
-import { StatusReplySchema } from '../core/messages.ts';
+import { kinds } from '../core/messages.ts';
 import { subjects } from '../core/subjects.ts';
-import { connectNats } from '../core/transport/connection.ts';
-import { request } from '../core/transport/rpc.ts';
-import { z } from 'zod';
+import { connectBus } from '../core/transport/connection.ts';
 import { tableHeader, tableRow } from '../experiment/table.ts';
 import { registerLeakageCommands } from './leakage.ts';
+import { resolveParticipant, withTarget } from './participant.ts';
+import { registerProvisionCommands } from './provision.ts';
 
 // Roles load TensorFlow; import them only when a command needs them, so `--help` answers at once.
 const roles = {
@@ -48,33 +50,16 @@ envoy.command('start').description('start an envoy and register it with the dire
     await untilSignal(() => e.stop());
   });
 
-interface Target { director?: string; nats?: string; federation?: string }
-async function resolveTarget(opts: Target): Promise<{ url: string; federation: string }> {
-  if (opts.director) {
-    const d = (await roles.director()).loadDirectorConfig(opts.director);
-    return { url: opts.nats ?? d.nats.url, federation: opts.federation ?? d.federation };
-  }
-  const url = opts.nats ?? process.env.SECFLOW_NATS;
-  const federation = opts.federation ?? process.env.SECFLOW_FEDERATION;
-  if (!url || !federation) throw new Error('say which federation: --director director.yaml, or --nats URL --federation NAME');
-  return { url, federation };
-}
-const withTarget = (cmd: Command) => cmd
-  .option('-d, --director <file>', 'the director.yaml of the federation (gives its NATS URL and name)')
-  .option('--nats <url>', 'NATS server URL (or SECFLOW_NATS)')
-  .option('--federation <name>', 'federation name (or SECFLOW_FEDERATION)');
-
 const experiment = program.command('experiment').description('submit and follow experiments');
 withTarget(experiment.command('run').description('submit an experiment to a running director and follow it to the end')
   .requiredOption('-c, --config <file>', 'experiment.yaml'))
   .action(async (opts) => {
     const config = loadConfigFile(opts.config, ExperimentSchema);
-    const { url, federation } = await resolveTarget(opts);
-    const nc = await connectNats(url, 'secflow-experiment');
+    const bus = await connectBus(resolveParticipant(opts), 'secflow-experiment', new Logger('scientist'));
     try {
       console.log(tableHeader());
       const { runExperimentRemotely } = await roles.client();
-      const final = await runExperimentRemotely(nc, federation, config, {
+      const final = await runExperimentRemotely(bus, config, {
         onEvent: (e) => {
           if (e.type === 'round' || e.type === 'round_failed') console.log(tableRow(e));
           if (e.type === 'round_failed' && e.message) console.log(`  ${e.message}`);
@@ -83,22 +68,24 @@ withTarget(experiment.command('run').description('submit an experiment to a runn
       if (final.type === 'failed') throw new Error(`experiment '${config.name}' failed: ${final.message}`);
       console.log(`final test_auc=${final.test?.roc_auc?.toFixed(4) ?? 'n/a'} test_acc=${final.test?.accuracy.toFixed(4) ?? 'n/a'} run=${final.run_dir}`);
     } finally {
-      await nc.close();
+      await bus.close();
     }
   });
 
 withTarget(program.command('status').description('envoys and experiments of a running federation'))
   .action(async (opts) => {
-    const { url, federation } = await resolveTarget(opts);
-    const nc = await connectNats(url, 'secflow-status');
+    const bus = await connectBus(resolveParticipant(opts), 'secflow-status', new Logger('scientist'));
     try {
-      const s = await request(nc, subjects.status(federation), z.object({}), {}, StatusReplySchema, 5000, 'status request');
+      const s = await bus.request(kinds.status, subjects.status(bus.federation, bus.self), bus.trust.director(), {}, 5000);
       console.log(`federation ${s.federation}: running ${s.running ?? 'nothing'}; queued ${s.queued.join(', ') || 'nothing'}`);
+      console.log(`  protection: ${s.protection}`);
       for (const e of s.envoys) {
         console.log(`  ${e.name.padEnd(16)} ${e.alive ? 'alive' : 'gone '} ${e.busy ? 'busy' : 'idle'}  ${e.descriptor.counts.train} train / ${e.descriptor.counts.val} val  ${e.descriptor.description}`);
       }
+      if (s.refused.length) console.log('  refused messages (sender, reason, count):');
+      for (const r of s.refused) console.log(`    ${r.sender.padEnd(28)} ${r.reason.padEnd(32)} ${r.count}`);
     } finally {
-      await nc.close();
+      await bus.close();
     }
   });
 
@@ -112,6 +99,7 @@ data.command('fetch').description("download MedMNIST's official PneumoniaMNIST f
     await fetchPneumoniaMnist({ dest: opts.dest, url: opts.url, md5: opts.md5, force: opts.force, log: new Logger('data') });
   });
 
+registerProvisionCommands(program);
 registerLeakageCommands(program);
 
 async function untilSignal(stop: () => Promise<void>): Promise<void> {

@@ -1,21 +1,34 @@
 /**
- * Every message director, envoys and the CLI exchange, typed once with zod and shared by all sides.
- * On the wire a message is msgpack; `decode` validates it against its schema so that a malformed or
- * foreign message is rejected with an error naming the message kind and the problem, never half-used.
+ * Every message director, envoys and the CLI exchange, typed once with zod and shared by all sides, and
+ * the protocol table (`kinds`) saying who may send each one. On the wire a message is msgpack inside a
+ * signed envelope (trust/); `decode` validates it against its schema so that a malformed or foreign message
+ * is rejected with an error naming the message kind and the problem, never half-used.
  */
 import { pack, unpack } from 'msgpackr';
 import { z } from 'zod';
 import { ExperimentSchema, ModelSpecSchema, TrainingSchema } from './config/experiment.ts';
+import { NameSchema } from './names.ts';
+import type { Role } from './trust/index.ts';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
+/** A number that is neither NaN nor infinite: nothing non-finite travels. */
+const Finite = () => z.number().finite();
+
+/**
+ * A payload offered by `owner` to the one receiver of the message carrying this ref. The subject is not
+ * in the ref: the receiver derives it from (owner, itself, id), so a ref cannot send a fetch elsewhere.
+ * In a secure federation the blob is encrypted (AES-256-GCM) and `key` opens it; the ref itself travels
+ * sealed to the receiver.
+ */
 export const BlobRefSchema = z.object({
-  id: z.string(),
-  subject: z.string(),
+  id: z.string().regex(/^[0-9a-f]{32}$/),
+  owner: NameSchema,
   bytes: z.number().int().nonnegative(),
   chunks: z.number().int().positive(),
   chunk_bytes: z.number().int().positive(),
-  sha256: z.string().length(64),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  key: z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length === 32, 'a 32-byte key').optional(),
 }).strict();
 export type BlobRef = z.infer<typeof BlobRefSchema>;
 
@@ -27,7 +40,7 @@ export const BlobChunkSchema = z.object({
 }).strict();
 
 export const ShardDescriptorSchema = z.object({
-  envoy: z.string(),
+  envoy: NameSchema,
   description: z.string(),
   sample_shape: z.array(z.number().int().positive()),
   target_shape: z.array(z.number().int()),
@@ -43,13 +56,13 @@ export const RegisterReplySchema = z.object({
   reason: z.string().optional(),
 }).strict();
 
-export const HeartbeatSchema = z.object({ envoy: z.string(), busy: z.boolean() }).strict();
+export const HeartbeatSchema = z.object({ envoy: NameSchema, busy: z.boolean() }).strict();
 export const HeartbeatReplySchema = z.object({ known: z.boolean() }).strict();
-export const LeaveSchema = z.object({ envoy: z.string() }).strict();
+export const LeaveSchema = z.object({ envoy: NameSchema }).strict();
 
 export const MetricsSchema = z.object({
-  loss: z.number(), accuracy: z.number(), precision: z.number(), recall: z.number(), f1: z.number(),
-  roc_auc: z.number().nullable().describe('null for a one-class set, where ROC-AUC is undefined'), sensitivity: z.number(), specificity: z.number(), examples: z.number().int(),
+  loss: Finite(), accuracy: Finite(), precision: Finite(), recall: Finite(), f1: Finite(),
+  roc_auc: Finite().nullable().describe('null for a one-class set, where ROC-AUC is undefined'), sensitivity: Finite(), specificity: Finite(), examples: z.number().int(),
 }).strict();
 
 /**
@@ -68,22 +81,26 @@ export const SecAggTaskSchema = z.object({
   clip: z.number().positive(),
   vector_len: z.number().int().positive(),
   graph_seed: z.instanceof(Uint8Array),
-  scale: z.number().positive(),
-  upload_subject: z.string(),
+  scale: Finite().positive(),
   stage_timeout_ms: z.number().int().positive(),
   round_timeout_ms: z.number().int().positive(),
 }).strict();
 export type SecAggTask = z.infer<typeof SecAggTaskSchema>;
 
-export const TrainTaskSchema = z.object({
-  experiment: z.string(),
-  run_id: z.string(),
+/** Which task a message belongs to: every message of a round carries it, and receivers match all four. */
+export const TaskHeaderSchema = z.object({
+  experiment: NameSchema,
+  run_id: NameSchema,
   round: z.number().int().nonnegative(),
-  task_id: z.string(),
+  task_id: z.string().uuid(),
+});
+export type TaskHeader = z.infer<typeof TaskHeaderSchema>;
+
+/** The envoy answers on subjects derived from the header (results / secagg uploads), never on one the task names. */
+export const TrainTaskSchema = TaskHeaderSchema.extend({
   model: ModelSpecSchema,
   training: TrainingSchema,
   weights: BlobRefSchema,
-  result_subject: z.string(),
   /** Present when the round runs secure aggregation: the update goes out masked, never in the clear. */
   secagg: SecAggTaskSchema.optional(),
   /** Auditing: the envoy keeps, on its own side, which images it trained on (see core/audit.ts). */
@@ -98,22 +115,18 @@ export const TaskAckSchema = z.object({
   retry_after_ms: z.number().int().positive().optional(),
 }).strict();
 
-export const TrainResultSchema = z.object({
-  experiment: z.string(),
-  run_id: z.string(),
-  round: z.number().int().nonnegative(),
-  task_id: z.string(),
-  envoy: z.string(),
+export const TrainResultSchema = TaskHeaderSchema.extend({
+  envoy: NameSchema,
   ok: z.boolean(),
-  error: z.string().optional(),
+  error: z.string().max(1000).optional(),
   examples: z.number().int().nonnegative(),
-  train: z.object({ loss: z.number(), steps: z.number().int(), seconds: z.number() }).strict().optional(),
+  train: z.object({ loss: Finite(), steps: z.number().int(), seconds: Finite() }).strict().optional(),
   /** The received global model on this envoy's validation split (before local training). */
   val_global: MetricsSchema.optional(),
   /** The locally trained model on the same split. */
   val_local: MetricsSchema.optional(),
   /** Under DP-SGD: this envoy's privacy spent in the experiment so far (RDP accountant), at the configured delta. */
-  privacy: z.object({ epsilon: z.number(), delta: z.number(), noise_multiplier: z.number(), sample_rate: z.number(), steps: z.number().int() }).strict().optional(),
+  privacy: z.object({ epsilon: Finite(), delta: Finite(), noise_multiplier: Finite(), sample_rate: Finite(), steps: z.number().int() }).strict().optional(),
   /** Weight delta (local - global) as an encoded FlatWeights blob. */
   update: BlobRefSchema.optional(),
 }).strict();
@@ -122,29 +135,21 @@ export type TrainResult = z.infer<typeof TrainResultSchema>;
 export const ResultAckSchema = z.object({ accepted: z.boolean(), reason: z.string().optional() }).strict();
 
 /** Director -> envoy: the addon's message for this envoy at the end of a stage, or 'abort' (round over). */
-export const SecAggDeliverySchema = z.object({
-  experiment: z.string(),
-  run_id: z.string(),
-  round: z.number().int().nonnegative(),
-  task_id: z.string(),
+export const SecAggDeliverySchema = TaskHeaderSchema.extend({
   stage: z.enum(['keys', 'shares', 'unmask', 'abort']),
   message: z.instanceof(Uint8Array).optional(),
-  reason: z.string().optional(),
+  reason: z.string().max(1000).optional(),
 }).strict();
 export type SecAggDelivery = z.infer<typeof SecAggDeliverySchema>;
 
 /** Envoy -> director: the addon's message of one stage (masked input as a blob: it exceeds max_payload). */
-export const SecAggUploadSchema = z.object({
-  experiment: z.string(),
-  run_id: z.string(),
-  round: z.number().int().nonnegative(),
-  task_id: z.string(),
-  envoy: z.string(),
+export const SecAggUploadSchema = TaskHeaderSchema.extend({
+  envoy: NameSchema,
   stage: z.enum(['advertise', 'share_keys', 'masked_input', 'unmask']),
   message: z.instanceof(Uint8Array).optional(),
   blob: BlobRefSchema.optional(),
   /** The envoy cannot go on (e.g. training failed): the director drops it from the round. */
-  error: z.string().optional(),
+  error: z.string().max(1000).optional(),
   /** With the masked input: the envoy's metrics in the clear (never an update). */
   result: TrainResultSchema.optional(),
 }).strict();
@@ -155,42 +160,81 @@ export const SubmitExperimentSchema = z.object({ config: ExperimentSchema }).str
 export const SubmitReplySchema = z.object({
   accepted: z.boolean(),
   reason: z.string().optional(),
-  events_subject: z.string().optional(),
   resumed_from_round: z.number().int().optional(),
 }).strict();
 
 export const ExperimentEventSchema = z.object({
-  experiment: z.string(),
+  experiment: NameSchema,
   type: z.enum(['queued', 'started', 'round', 'round_failed', 'finished', 'failed', 'log']),
   round: z.number().int().optional(),
   rounds: z.number().int().optional(),
   message: z.string().optional(),
   test: MetricsSchema.optional(),
   envoys: z.array(z.object({
-    envoy: z.string(), examples: z.number().int(), train_loss: z.number().optional(), train_seconds: z.number().optional(),
-    val_global: MetricsSchema.optional(), val_local: MetricsSchema.optional(), epsilon: z.number().optional(),
+    envoy: NameSchema, examples: z.number().int(), train_loss: Finite().optional(), train_seconds: Finite().optional(),
+    val_global: MetricsSchema.optional(), val_local: MetricsSchema.optional(), epsilon: Finite().optional(),
   }).strict()).optional(),
-  dropped: z.array(z.string()).optional(),
+  dropped: z.array(NameSchema).optional(),
   run_dir: z.string().optional(),
-  seconds: z.number().optional(),
+  seconds: Finite().optional(),
 }).strict();
 export type ExperimentEvent = z.infer<typeof ExperimentEventSchema>;
 
+export const StatusRequestSchema = z.object({}).strict();
 export const StatusReplySchema = z.object({
-  federation: z.string(),
+  federation: NameSchema,
   envoys: z.array(z.object({
-    name: z.string(), alive: z.boolean(), busy: z.boolean(), last_seen_seconds_ago: z.number(),
+    name: NameSchema, alive: z.boolean(), busy: z.boolean(), last_seen_seconds_ago: z.number(),
     descriptor: ShardDescriptorSchema,
   }).strict()),
   running: z.string().optional(),
   queued: z.array(z.string()),
+  /** Messages the director refused, per sender and reason (trust/rejections.ts). */
+  refused: z.array(z.object({ sender: z.string(), reason: z.string(), count: z.number().int(), last_subject: z.string() }).strict()).default([]),
+  protection: z.string().default(''),
 }).strict();
 
-export const ErrorReplySchema = z.object({ error: z.string() }).strict();
+/** Error replies are short and never repeat what was received. */
+export const ERROR_REPLY_MAX = 300;
+export const ErrorReplySchema = z.object({ error: z.string().max(ERROR_REPLY_MAX) }).strict();
 
 export class MessageError extends Error {
   override name = 'MessageError';
+  /** For error replies: where the message was wrong, without the values received. */
+  constructor(message: string, readonly brief: string = message) {
+    super(message);
+  }
 }
+
+/**
+ * The protocol: each message kind, its reply, and the roles that may send it. Receivers check the role
+ * against the sender's verified identity (bus.ts), so an envoy cannot hand out tasks or a data scientist
+ * register as a hospital, whatever the NATS server allows.
+ */
+export interface Kind<Req extends z.ZodTypeAny = z.ZodTypeAny, Rep extends z.ZodTypeAny = z.ZodTypeAny> {
+  kind: string;
+  what: string;
+  schema: Req;
+  reply?: Rep;
+  from: readonly Role[];
+}
+
+function kind<Req extends z.ZodTypeAny, Rep extends z.ZodTypeAny>(name: string, what: string, schema: Req, reply: Rep | undefined, from: readonly Role[]): Kind<Req, Rep> {
+  return { kind: name, what, schema, reply, from };
+}
+
+export const kinds = {
+  register: kind('register', 'registration', RegisterSchema, RegisterReplySchema, ['envoy']),
+  heartbeat: kind('heartbeat', 'heartbeat', HeartbeatSchema, HeartbeatReplySchema, ['envoy']),
+  leave: kind('leave', 'leave notice', LeaveSchema, undefined, ['envoy']),
+  submit: kind('submit', 'experiment submission', SubmitExperimentSchema, SubmitReplySchema, ['scientist']),
+  status: kind('status', 'status request', StatusRequestSchema, StatusReplySchema, ['scientist']),
+  task: kind('task', 'training task', TrainTaskSchema, TaskAckSchema, ['director']),
+  secaggDelivery: kind('secagg_delivery', 'secure aggregation message', SecAggDeliverySchema, ResultAckSchema, ['director']),
+  result: kind('result', 'training result', TrainResultSchema, ResultAckSchema, ['envoy']),
+  secaggUpload: kind('secagg_upload', 'secure aggregation message', SecAggUploadSchema, ResultAckSchema, ['envoy']),
+  event: kind('event', 'experiment event', ExperimentEventSchema, undefined, ['director']),
+};
 
 export function encode<S extends z.ZodTypeAny>(schema: S, value: z.input<S>): Uint8Array {
   return pack(schema.parse(value));
@@ -201,12 +245,14 @@ export function decode<S extends z.ZodTypeAny>(schema: S, bytes: Uint8Array, wha
   try {
     raw = unpack(bytes);
   } catch (error) {
-    throw new MessageError(`malformed ${what}: not msgpack (${(error as Error).message})`);
+    throw new MessageError(`malformed ${what}: not msgpack (${(error as Error).message.slice(0, 200)})`, `malformed ${what}: not msgpack`);
   }
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
-    throw new MessageError(`malformed ${what}: ${problems}`);
+    const issues = parsed.error.issues.slice(0, 5);
+    const problems = issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
+    const where = [...new Set(issues.map((i) => `${i.path.slice(0, 3).join('.') || '(message)'} (${i.code})`))].join(', ');
+    throw new MessageError(`malformed ${what}: ${problems}`.slice(0, 600), `malformed ${what}: ${where}`.slice(0, ERROR_REPLY_MAX));
   }
   return parsed.data;
 }

@@ -3,8 +3,11 @@
  * PneumoniaMNIST's official test split, three envoys ("hospitals") each with a non-IID share of the
  * training split, and one experiment, all as separate processes talking only through NATS.
  *
- *   npm run federation -- [--rounds 5] [--width 16] [--secagg] [--audit] [--nats nats://host:4222] [--data path/to/pneumoniamnist.npz]
+ *   npm run federation -- [--rounds 5] [--width 16] [--secagg] [--audit] [--data path/to/pneumoniamnist.npz] [--insecure [--nats nats://host:4222]]
  *
+ * Secure by default: the demo provisions a throw-away federation in its run folder (kits/: CA, server and
+ * participant kits) and runs its own nats-server with that config: mutual TLS, nkey authentication,
+ * per-identity permissions, every message signed and sealed. --insecure turns all of that off, loudly.
  * --secagg turns on secure aggregation (SecAgg+, native addon): the director learns only the sum of updates.
  * --audit records what the director receives, adds a probe round (one SGD step on one image per envoy) and
  *   afterwards attacks hospital-a's probe update of the first and last rounds (Inverting Gradients).
@@ -15,6 +18,7 @@ import { findPneumoniaMnist } from '../core/data/fetch.ts';
 import { tableHeader, tableRow } from '../experiment/table.ts';
 import type { LocalAuditedRun } from '../leakage/audit-attack.ts';
 import { runLocalFederation } from '../local/federation.ts';
+import { INSECURE_WARNING } from '../core/trust/index.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -27,6 +31,7 @@ const { values: args } = parseArgs({
     secagg: { type: 'boolean', default: false },
     audit: { type: 'boolean', default: false },
     'attack-iterations': { type: 'string', default: '2000' },
+    insecure: { type: 'boolean', default: false },
   },
 });
 
@@ -50,9 +55,11 @@ async function main(): Promise<void> {
   const dir = resolve(args.out!, `demo-${stamp}`);
   const dataPath = findPneumoniaMnist(args.data, 'pass --data');
   console.log(`FL-SecFlow demo${args.secagg ? ' with secure aggregation (SecAgg+)' : ''}${args.audit ? ', audited' : ''}: data ${dataPath}`);
+  if (args.insecure) console.log(`${INSECURE_WARNING}\n!!! (--insecure given)`);
+  else console.log('TLS, authentication and signatures are on (provisioned kits in the run folder; --insecure turns them off)');
   let printedHeader = false;
   const { final, config, files } = await runLocalFederation({
-    dir, federation: FEDERATION, natsUrl: args.nats, dataPath, envoys: ['hospital-a', 'hospital-b', 'hospital-c'],
+    dir, federation: FEDERATION, natsUrl: args.nats, insecure: args.insecure, dataPath, envoys: ['hospital-a', 'hospital-b', 'hospital-c'],
     partition: { scheme: 'dirichlet', alpha: 1.0, seed: 7 },
     experiment: {
       name: `pneumonia-fedavg${args.secagg ? '-secagg' : ''}${args.audit ? '-audit' : ''}`, rounds: Number(args.rounds), min_envoys_to_start: 3,

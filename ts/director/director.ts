@@ -1,30 +1,31 @@
 /**
  * The director: one long-lived process per federation. It keeps the envoy registry, accepts experiments
  * (one runs at a time, the rest queue), and resumes unfinished experiments when it restarts.
+ *
+ * It hears only from provisioned participants (trust/): registrations, heartbeats and leave notices from
+ * envoys, each about itself; submissions and status requests from data scientists. Experiment events go to
+ * the data scientists following the experiment, sealed to each.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NatsConnection, Subscription } from 'nats';
+import type { Subscription } from 'nats';
 import { parse } from 'yaml';
 import { ExperimentSchema, type ExperimentConfig } from '../core/config/experiment.ts';
 import type { DirectorConfig } from '../core/config/director.ts';
 import type { ImageDataset } from '../core/data/dataset.ts';
 import { Logger } from '../core/log.ts';
-import {
-  encode, ExperimentEventSchema, HeartbeatReplySchema, HeartbeatSchema, LeaveSchema, PROTOCOL_VERSION,
-  RegisterReplySchema, RegisterSchema, StatusReplySchema, SubmitExperimentSchema, SubmitReplySchema, type ExperimentEvent,
-} from '../core/messages.ts';
+import { kinds, PROTOCOL_VERSION, type ExperimentEvent, type ShardDescriptor } from '../core/messages.ts';
 import { subjects } from '../core/subjects.ts';
 import { describeBackend } from '../core/tf.ts';
-import { connectNats } from '../core/transport/connection.ts';
-import { serve } from '../core/transport/rpc.ts';
-import { z } from 'zod';
+import { INSECURE_DIRECTOR_NAME, type Peer } from '../core/trust/index.ts';
+import type { Bus } from '../core/transport/bus.ts';
+import { connectBus } from '../core/transport/connection.ts';
 import { existingRun, runExperiment } from './experiment-runner.ts';
 import { EnvoyRegistry } from './registry.ts';
 import { RunFolder } from './run-folder.ts';
 
 export class Director {
-  private nc?: NatsConnection;
+  private bus?: Bus;
   private subs: Subscription[] = [];
   private sweepTimer?: NodeJS.Timeout;
   private readonly queue: ExperimentConfig[] = [];
@@ -40,25 +41,37 @@ export class Director {
   get federation(): string { return this.config.federation; }
 
   async start(): Promise<void> {
+    this.bus = await connectBus({ url: this.config.nats.url, kit: this.config.kit, insecure: this.config.insecure, name: INSECURE_DIRECTOR_NAME, federation: this.federation },
+      `director-${this.federation}`, this.log);
+    const { trust } = this.bus;
+    if (trust.federation !== this.federation || (trust.secure && trust.role !== 'director')) {
+      await this.bus.close();
+      throw new Error(`the kit is ${trust.self}'s (${trust.role}) in federation '${trust.federation}', not a director of '${this.federation}'`);
+    }
     this.log.info(`federation '${this.federation}', ${describeBackend()}` +
       (this.testSet ? `, test set ${this.testSet.origin} (${this.testSet.labels.length} examples)` : ', no test set'));
-    this.nc = await connectNats(this.config.nats.url, `director-${this.federation}`);
+    this.log.info(`protection: ${trust.describe()}`);
     const f = this.federation;
+    const bus = this.bus;
     this.subs.push(
-      serve(this.nc, subjects.register(f), RegisterSchema, RegisterReplySchema, 'registration', this.log, (m) => this.onRegister(m)),
-      serve(this.nc, subjects.heartbeat(f), HeartbeatSchema, HeartbeatReplySchema, 'heartbeat', this.log,
-        (m) => ({ known: this.registry.heartbeat(m.envoy, m.busy) })),
-      serve(this.nc, subjects.leave(f), LeaveSchema, null, 'leave notice', this.log, (m) => {
+      bus.serve(kinds.register, subjects.register(f, '*'), (m, sender) => this.onRegister(m.protocol, m.descriptor, sender), { senderInSubject: true }),
+      bus.serve(kinds.heartbeat, subjects.heartbeat(f, '*'), (m, sender) => ({ known: this.aboutItself(m.envoy, sender) && this.registry.heartbeat(m.envoy, m.busy) }),
+        { senderInSubject: true }),
+      bus.serve(kinds.leave, subjects.leave(f, '*'), (m, sender) => {
+        if (!this.aboutItself(m.envoy, sender)) return;
         this.log.info(`envoy ${m.envoy} left`);
         this.registry.leave(m.envoy);
-      }),
-      serve(this.nc, subjects.submit(f), SubmitExperimentSchema, SubmitReplySchema, 'experiment submission', this.log,
-        (m) => this.onSubmit(m.config)),
-      serve(this.nc, subjects.status(f), z.object({}).passthrough(), StatusReplySchema, 'status request', this.log, () => this.status()),
+      }, { senderInSubject: true }),
+      bus.serve(kinds.submit, subjects.submit(f, '*'), (m, sender) => this.onSubmit(m.config, sender), { senderInSubject: true }),
+      bus.serve(kinds.status, subjects.status(f, '*'), () => this.status(), { senderInSubject: true }),
     );
-    await this.nc.flush();
+    await bus.flush();
     this.sweepTimer = setInterval(() => {
       for (const gone of this.registry.sweep()) this.log.debug(`envoy ${gone} is silent`);
+      // A revoked envoy leaves the federation at once, whatever it still sends.
+      for (const [name, record] of this.registry.all()) {
+        if (!record.left && !trust.admits(name, 'envoy')) { this.log.warn(`envoy ${name} is no longer in the roster: removed`); this.registry.leave(name); }
+      }
     }, 1000);
     this.resumeUnfinished();
   }
@@ -66,26 +79,34 @@ export class Director {
   async stop(): Promise<void> {
     clearInterval(this.sweepTimer);
     this.subs.forEach((s) => s.unsubscribe());
-    await this.nc?.drain().catch(() => undefined);
+    await this.bus?.drain();
   }
 
   /** Resolves when the queue is empty and nothing runs (used by tests and the demo). */
   whenIdle(): Promise<void> { return this.idle; }
 
-  private onRegister(m: z.output<typeof RegisterSchema>) {
-    if (m.protocol !== PROTOCOL_VERSION) {
-      return { accepted: false, reason: `protocol ${m.protocol} is not supported (director speaks ${PROTOCOL_VERSION})` };
+  /** An envoy speaks for itself only: a message naming another envoy is refused and counted. */
+  private aboutItself(envoy: string, sender: Peer): boolean {
+    if (envoy === sender.name) return true;
+    this.bus!.trust.rejections.record(sender.name, 'speaks for another envoy', `about ${envoy}`);
+    return false;
+  }
+
+  private onRegister(protocol: number, d: ShardDescriptor, sender: Peer) {
+    if (protocol !== PROTOCOL_VERSION) {
+      return { accepted: false, reason: `protocol ${protocol} is not supported (director speaks ${PROTOCOL_VERSION})` };
     }
-    const d = m.descriptor;
+    if (!this.aboutItself(d.envoy, sender)) return { accepted: false, reason: `${sender.name} cannot register ${d.envoy}` };
     this.registry.register(d);
-    this.log.info(`envoy ${d.envoy} joined: ${d.description} (${d.counts.train} train / ${d.counts.val} val, samples ${d.sample_shape.join('x')})`);
+    this.log.info(`envoy ${d.envoy} joined: ${d.description.slice(0, 200)} (${d.counts.train} train / ${d.counts.val} val, samples ${d.sample_shape.join('x')})`);
     return { accepted: true };
   }
 
-  private onSubmit(config: ExperimentConfig) {
-    const events = subjects.events(this.federation, config.name);
+  private onSubmit(config: ExperimentConfig, sender: Peer) {
+    const folder = RunFolder.for(this.config.workspace, this.federation, config.name);
     if (this.running?.name === config.name || this.queue.some((q) => q.name === config.name)) {
-      return { accepted: true, events_subject: events, reason: 'already queued or running; attached' };
+      folder.addFollower(sender.name);
+      return { accepted: true, reason: 'already queued or running; attached' };
     }
     let resumedFrom: number | undefined;
     try {
@@ -93,8 +114,10 @@ export class Director {
     } catch (error) {
       return { accepted: false, reason: (error as Error).message };
     }
+    folder.addFollower(sender.name);
+    this.log.info(`experiment '${config.name}' submitted by ${sender.name}`);
     this.enqueue(config);
-    return { accepted: true, events_subject: events, resumed_from_round: resumedFrom };
+    return { accepted: true, resumed_from_round: resumedFrom };
   }
 
   private enqueue(config: ExperimentConfig): void {
@@ -108,7 +131,7 @@ export class Director {
       this.running = this.queue.shift()!;
       try {
         await runExperiment({
-          nc: this.nc!, federation: this.federation, workspace: this.config.workspace, registry: this.registry,
+          bus: this.bus!, workspace: this.config.workspace, registry: this.registry,
           testSet: this.testSet, maxChunkBytes: this.config.nats.max_chunk_bytes, log: this.log.child(this.running.name),
           publish: (e) => this.publish(e),
         }, this.running);
@@ -119,12 +142,20 @@ export class Director {
     }
   }
 
+  /** Each event goes to every data scientist following the experiment, sealed to each. */
   private publish(event: ExperimentEvent): void {
-    if (this.nc && !this.nc.isClosed()) this.nc.publish(subjects.events(this.federation, event.experiment), encode(ExperimentEventSchema, event));
+    const bus = this.bus;
+    if (!bus || bus.isClosed()) return;
+    const followers = RunFolder.for(this.config.workspace, this.federation, event.experiment).readFollowers();
+    for (const scientist of followers) {
+      if (!bus.trust.admits(scientist, 'scientist')) continue;
+      void bus.publish(kinds.event, subjects.events(this.federation, event.experiment, scientist), scientist, event);
+    }
   }
 
   private status() {
     const now = Date.now();
+    const { trust } = this.bus!;
     return {
       federation: this.federation,
       envoys: this.registry.all().map(([name, r]) => ({
@@ -132,6 +163,8 @@ export class Director {
       })),
       running: this.running?.name,
       queued: this.queue.map((q) => q.name),
+      refused: trust.rejections.all().slice(0, 200),
+      protection: trust.describe(),
     };
   }
 
@@ -153,3 +186,5 @@ export class Director {
     }
   }
 }
+
+export type { ShardDescriptor };

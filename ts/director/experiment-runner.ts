@@ -3,7 +3,6 @@
  * evaluate, log, checkpoint. A restarted director picks the experiment up after its last completed round.
  */
 import { randomUUID } from 'node:crypto';
-import type { NatsConnection } from 'nats';
 import type { ExperimentConfig } from '../core/config/experiment.ts';
 import type { ImageDataset } from '../core/data/dataset.ts';
 import type { Logger } from '../core/log.ts';
@@ -12,6 +11,7 @@ import type { ClassificationMetrics } from '../core/metrics.ts';
 import { buildModel } from '../core/model.ts';
 import { backendName } from '../core/tf.ts';
 import { evaluate } from '../core/training.ts';
+import type { Bus } from '../core/transport/bus.ts';
 import { chunkBytesFor, offerBlob } from '../core/transport/blobs.ts';
 import { encodeWeights, readWeights, writeWeights } from '../core/weights.ts';
 import type { EnvoyRegistry } from './registry.ts';
@@ -23,8 +23,7 @@ import { configDigest, RunFolder, type RunState } from './run-folder.ts';
 import { makeStrategy } from './strategies/index.ts';
 
 export interface RunnerDeps {
-  nc: NatsConnection;
-  federation: string;
+  bus: Bus;
   workspace: string;
   registry: EnvoyRegistry;
   testSet?: ImageDataset;
@@ -36,7 +35,7 @@ export interface RunnerDeps {
 export class ExperimentConflictError extends Error {}
 
 /** Where an experiment stands in the workspace: new, resumable, finished, or clashing with another config. */
-export function existingRun(deps: Pick<RunnerDeps, 'workspace' | 'federation'>, config: ExperimentConfig): RunState | undefined {
+export function existingRun(deps: { workspace: string; federation: string }, config: ExperimentConfig): RunState | undefined {
   const state = RunFolder.for(deps.workspace, deps.federation, config.name).readState();
   if (state && state.config_sha256 !== configDigest(config)) {
     throw new ExperimentConflictError(`experiment '${config.name}' already exists in this federation with a different config; ` +
@@ -46,9 +45,10 @@ export function existingRun(deps: Pick<RunnerDeps, 'workspace' | 'federation'>, 
 }
 
 export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig): Promise<void> {
-  const { log, publish } = deps;
-  const folder = RunFolder.for(deps.workspace, deps.federation, config.name);
-  const previous = existingRun(deps, config);
+  const { log, publish, bus } = deps;
+  const federation = bus.federation;
+  const folder = RunFolder.for(deps.workspace, federation, config.name);
+  const previous = existingRun({ workspace: deps.workspace, federation }, config);
   const state: RunState = previous ?? {
     experiment: config.name, config_sha256: configDigest(config), status: 'running', next_round: 0,
     rounds: config.rounds, failed_rounds: [], updated_at: new Date().toISOString(),
@@ -60,10 +60,10 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
   const model = buildModel(config.model);
   if (state.checkpoint) writeWeights(model, folder.loadCheckpoint(state.checkpoint));
   let global = readWeights(model);
-  if (!previous) folder.writeConfig(config, { federation: deps.federation, backend: backendName, parameters: global.values.length, created_at: new Date().toISOString() });
+  if (!previous) folder.writeConfig(config, { federation, backend: backendName, parameters: global.values.length, created_at: new Date().toISOString() });
   if (state.next_round > 0) log.info(`resuming '${config.name}' after round ${state.next_round}`);
   publish({ experiment: config.name, type: 'started', round: state.next_round, rounds: config.rounds, run_dir: folder.dir });
-  const runId = randomUUID().slice(0, 8);
+  const runId = randomUUID().replaceAll('-', '').slice(0, 8);
   const strategy = makeStrategy(config.aggregation.strategy);
   let lastTest: ClassificationMetrics | undefined;
   try {
@@ -73,11 +73,11 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
     for (let round = state.next_round; round < config.rounds; round++) {
       const started = performance.now();
       const participants = selectParticipants(deps.registry, config);
-      const offered = offerBlob(deps.nc, deps.federation, encodeWeights(global), chunkBytesFor(deps.nc, deps.maxChunkBytes));
+      const offered = offerBlob(bus, encodeWeights(global), participants, chunkBytesFor(bus, deps.maxChunkBytes));
       let collection: RoundCollection;
       try {
         log.info(`round ${round + 1}/${config.rounds}: training on ${participants.join(', ') || 'nobody'}`);
-        const ctx = { nc: deps.nc, federation: deps.federation, config, runId, round, globalWeights: offered.ref, global, participants, registry: deps.registry, log };
+        const ctx = { bus, config, runId, round, globalWeights: offered, global, participants, registry: deps.registry, log };
         const audited = config.audit.enabled;
         collection = await collect({ ...ctx, audit: audited ? { kind: 'round' } : undefined });
         if (audited) recordReceived(folder.dir, 'round', round, config, global, collection);

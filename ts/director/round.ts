@@ -4,25 +4,24 @@
  * vanishes mid-round must not stall the federation).
  */
 import { randomUUID } from 'node:crypto';
-import type { NatsConnection } from 'nats';
 import type { ExperimentConfig } from '../core/config/experiment.ts';
 import type { Logger } from '../core/log.ts';
-import { ResultAckSchema, TaskAckSchema, TrainResultSchema, TrainTaskSchema, type BlobRef, type TrainResult, type TrainTask } from '../core/messages.ts';
+import { kinds, type TrainResult, type TrainTask } from '../core/messages.ts';
 import { progress } from '../core/progress.ts';
 import { subjects } from '../core/subjects.ts';
-import { fetchBlob } from '../core/transport/blobs.ts';
-import { request, serve } from '../core/transport/rpc.ts';
+import type { Bus } from '../core/transport/bus.ts';
+import { fetchBlob, type OfferedBlob } from '../core/transport/blobs.ts';
 import { decodeWeights } from '../core/weights.ts';
 import type { EnvoyRegistry } from './registry.ts';
 import type { ClientUpdate } from './strategies/index.ts';
 
 export interface RoundContext {
-  nc: NatsConnection;
-  federation: string;
+  bus: Bus;
   config: ExperimentConfig;
   runId: string;
   round: number;
-  globalWeights: BlobRef;
+  /** The global model, offered to every participant. */
+  globalWeights: OfferedBlob;
   participants: string[];
   registry: EnvoyRegistry;
   log: Logger;
@@ -42,8 +41,8 @@ export interface RoundCollection {
 }
 
 export async function collectRound(ctx: RoundContext): Promise<RoundCollection> {
-  const { nc, federation, config, runId, round, log } = ctx;
-  const resultsSubject = subjects.results(federation, config.name, runId);
+  const { bus, config, runId, round, log } = ctx;
+  const federation = bus.federation;
   const pending = new Map<string, string>(); // envoy -> task id
   const collection: RoundCollection = { updates: [], results: [], dropped: [] };
   let finish!: () => void;
@@ -60,8 +59,9 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
     settled();
   };
 
-  const sub = serve(nc, resultsSubject, TrainResultSchema, ResultAckSchema, 'training result', log, async (result) => {
-    if (result.run_id !== runId || result.round !== round || pending.get(result.envoy) !== result.task_id) {
+  const sub = bus.serve(kinds.result, subjects.results(federation, config.name, runId, '*'), async (result, sender) => {
+    if (result.envoy !== sender.name) return { accepted: false, reason: `${sender.name} cannot send ${result.envoy}'s result` };
+    if (result.experiment !== config.name || result.run_id !== runId || result.round !== round || pending.get(result.envoy) !== result.task_id) {
       return { accepted: false, reason: `result for round ${result.round + 1} of run ${result.run_id} is not expected now` };
     }
     if (!result.ok || !result.update) {
@@ -69,7 +69,7 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
       return { accepted: true };
     }
     try {
-      const delta = decodeWeights(await fetchBlob(nc, result.update));
+      const delta = decodeWeights(await fetchBlob(bus, result.update));
       collection.updates.push({ envoy: result.envoy, examples: result.examples, delta });
       collection.results.push(result);
       pending.delete(result.envoy);
@@ -79,24 +79,24 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
       drop(result.envoy, `its update could not be received: ${(error as Error).message}`);
       return { accepted: false, reason: (error as Error).message };
     }
-  });
+  }, { senderInSubject: true });
   const stopWatching = ctx.registry.onGone((envoy) => drop(envoy, 'it went silent (no heartbeat) or left'));
   const timer = setTimeout(() => [...pending.keys()].forEach((e) => drop(e, `no result within ${config.round_timeout_seconds} s`)),
     config.round_timeout_seconds * 1000);
 
   try {
-    await nc.flush(); // the results subscription must be live before any envoy can answer
+    await bus.flush(); // the results subscription must be live before any envoy can answer
     // Every participant is pending before the first task goes out, so an early dropout cannot end the round.
     ctx.participants.forEach((envoy) => pending.set(envoy, randomUUID()));
     await Promise.all(ctx.participants.map(async (envoy) => {
       const taskId = pending.get(envoy)!;
       const task = {
         experiment: config.name, run_id: runId, round, task_id: taskId, model: config.model, training: config.training,
-        weights: ctx.globalWeights, result_subject: resultsSubject, audit: ctx.audit,
+        weights: ctx.globalWeights.refFor(envoy), audit: ctx.audit,
       };
       try {
         for (;;) {
-          const ack = await request(nc, subjects.envoyTask(federation, envoy), TrainTaskSchema, task, TaskAckSchema, 10_000,
+          const ack = await bus.request(kinds.task, subjects.envoyTask(federation, envoy), envoy, task, 10_000,
             `sending the round ${round + 1} task to ${envoy}`);
           if (ack.accepted) break;
           // A busy envoy is asked again while it is alive and the round waits for it; any other refusal is final.

@@ -2,7 +2,7 @@
  * One experiment's run folder: its config, metrics (JSONL, CSV, TensorBoard), checkpoints and round state.
  *
  *   <workspace>/<federation>/<experiment>/
- *     config.yaml  metadata.json  state.json  metrics.jsonl  metrics.csv  tensorboard/  checkpoints/round-0003.weights
+ *     config.yaml  metadata.json  state.json  followers.json  metrics.jsonl  metrics.csv  tensorboard/  checkpoints/round-0003.weights
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -60,6 +60,17 @@ export class RunFolder {
 
   writeState(state: RunState): void {
     atomicWrite(join(this.dir, 'state.json'), JSON.stringify(state, null, 2));
+  }
+
+  /** The data scientists who submitted or re-attached to this experiment: its events go to each of them. */
+  readFollowers(): string[] {
+    const path = join(this.dir, 'followers.json');
+    return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as string[]) : [];
+  }
+
+  addFollower(name: string): void {
+    const followers = this.readFollowers();
+    if (!followers.includes(name)) atomicWrite(join(this.dir, 'followers.json'), JSON.stringify([...followers, name]));
   }
 
   writeConfig(config: ExperimentConfig, metadata: Record<string, unknown>): void {

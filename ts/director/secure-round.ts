@@ -10,17 +10,14 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Subscription } from 'nats';
-import {
-  ResultAckSchema, SecAggDeliverySchema, SecAggUploadSchema, TaskAckSchema, TrainTaskSchema,
-  type SecAggDelivery, type SecAggStage, type SecAggUpload, type TrainResult,
-} from '../core/messages.ts';
+import { kinds, type SecAggDelivery, type SecAggStage, type SecAggUpload, type TrainResult } from '../core/messages.ts';
+import type { Peer } from '../core/trust/index.ts';
 import { SecureAggregator } from '../core/secagg/aggregator.ts';
 import { SecAggProtocolError } from '../core/secagg/errors.ts';
 import { loadNative } from '../core/secagg/native.ts';
 import { planSecureRound, taskParams, type SecureRoundPlan } from '../core/secagg/params.ts';
 import { subjects } from '../core/subjects.ts';
 import { fetchBlob } from '../core/transport/blobs.ts';
-import { request, serve } from '../core/transport/rpc.ts';
 import type { FlatWeights } from '../core/weights.ts';
 import type { RoundCollection, RoundContext } from './round.ts';
 
@@ -83,19 +80,17 @@ class SecureSession {
   private stageDone: () => void = () => undefined;
   private readonly sub: Subscription;
   private readonly stopWatching: () => void;
-  private readonly uploadSubject: string;
 
   constructor(private readonly ctx: SecureRoundContext, private readonly plan: SecureRoundPlan, private readonly aggregator: SecureAggregator) {
-    this.uploadSubject = subjects.secaggUploads(ctx.federation, ctx.config.name, ctx.runId);
-    this.sub = serve(ctx.nc, this.uploadSubject, SecAggUploadSchema, ResultAckSchema, 'secure aggregation message', ctx.log,
-      (upload) => this.receive(upload));
+    this.sub = ctx.bus.serve(kinds.secaggUpload, subjects.secaggUploads(ctx.bus.federation, ctx.config.name, ctx.runId, '*'),
+      (upload, sender) => this.receive(upload, sender), { senderInSubject: true });
     this.stopWatching = ctx.registry.onGone((envoy) => this.drop(envoy, 'it went silent (no heartbeat) or left'));
   }
 
   async run() {
     const { ctx } = this;
     const stageMs = ctx.config.secagg.stage_timeout_seconds * 1000;
-    await ctx.nc.flush(); // uploads may come as soon as the first task is accepted
+    await ctx.bus.flush(); // uploads may come as soon as the first task is accepted
     ctx.participants.forEach((envoy) => { this.active.add(envoy); this.taskIds.set(envoy, randomUUID()); });
     await this.stageClosed('advertise', stageMs, () => Promise.all(ctx.participants.map((e) => this.sendTask(e))));
     await this.stageClosed('share_keys', stageMs, () => this.deliver('keys', this.aggregator.close('advertise')));
@@ -153,9 +148,10 @@ class SecureSession {
     this.checkStage();
   }
 
-  private async receive(upload: SecAggUpload) {
+  private async receive(upload: SecAggUpload, sender: Peer) {
     const { envoy, stage } = upload;
-    if (upload.run_id !== this.ctx.runId || upload.round !== this.ctx.round || this.taskIds.get(envoy) !== upload.task_id) {
+    if (envoy !== sender.name) return { accepted: false, reason: `${sender.name} cannot speak for ${envoy}` };
+    if (upload.experiment !== this.ctx.config.name || upload.run_id !== this.ctx.runId || upload.round !== this.ctx.round || this.taskIds.get(envoy) !== upload.task_id) {
       return { accepted: false, reason: `message for round ${upload.round + 1} of run ${upload.run_id} is not expected now` };
     }
     if (!this.active.has(envoy)) return { accepted: false, reason: `${envoy} is no longer part of round ${this.ctx.round + 1}` };
@@ -185,22 +181,22 @@ class SecureSession {
       return upload.message;
     }
     if (!upload.blob) throw new Error('its masked input carries no blob reference');
-    return fetchBlob(this.ctx.nc, upload.blob);
+    return fetchBlob(this.ctx.bus, upload.blob);
   }
 
   private async sendTask(envoy: string): Promise<void> {
     const { ctx, plan } = this;
     const task = {
       experiment: ctx.config.name, run_id: ctx.runId, round: ctx.round, task_id: this.taskIds.get(envoy)!, model: ctx.config.model,
-      training: ctx.config.training, audit: ctx.audit, weights: ctx.globalWeights, result_subject: subjects.results(ctx.federation, ctx.config.name, ctx.runId),
+      training: ctx.config.training, audit: ctx.audit, weights: ctx.globalWeights.refFor(envoy),
       secagg: {
-        ...taskParams(plan, envoy), upload_subject: this.uploadSubject,
+        ...taskParams(plan, envoy),
         stage_timeout_ms: ctx.config.secagg.stage_timeout_seconds * 1000, round_timeout_ms: ctx.config.round_timeout_seconds * 1000,
       },
     };
     try {
       for (;;) {
-        const ack = await request(ctx.nc, subjects.envoyTask(ctx.federation, envoy), TrainTaskSchema, task, TaskAckSchema, 10_000,
+        const ack = await ctx.bus.request(kinds.task, subjects.envoyTask(ctx.bus.federation, envoy), envoy, task, 10_000,
           `sending the round ${ctx.round + 1} task to ${envoy}`);
         if (ack.accepted) return;
         // A busy envoy is asked again while it is alive; any other refusal is final.
@@ -232,9 +228,9 @@ class SecureSession {
     const { ctx } = this;
     // The addon's Buffers are views on Node's pool: zod's Uint8Array<ArrayBuffer> is the same thing at runtime.
     const { message, ...rest } = body;
-    return request(ctx.nc, subjects.envoySecAgg(ctx.federation, envoy), SecAggDeliverySchema,
+    return ctx.bus.request(kinds.secaggDelivery, subjects.envoySecAgg(ctx.bus.federation, envoy), envoy,
       { experiment: ctx.config.name, run_id: ctx.runId, round: ctx.round, task_id: this.taskIds.get(envoy)!, ...rest,
         ...(message ? { message: message as Uint8Array<ArrayBuffer> } : {}) },
-      ResultAckSchema, 10_000, `sending the ${body.stage} message to ${envoy}`);
+      10_000, `sending the ${body.stage} message to ${envoy}`);
   }
 }

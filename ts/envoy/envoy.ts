@@ -3,13 +3,10 @@
  * keeps a heartbeat, and for each training task trains the global model locally and sends back only the
  * weight update (local - global). Images never leave this process.
  */
-import type { NatsConnection, Subscription } from 'nats';
+import type { Subscription } from 'nats';
 import type { EnvoyConfig } from '../core/config/envoy.ts';
 import { Logger } from '../core/log.ts';
-import {
-  encode, HeartbeatReplySchema, HeartbeatSchema, LeaveSchema, PROTOCOL_VERSION, RegisterReplySchema, RegisterSchema,
-  ResultAckSchema, SecAggDeliverySchema, TaskAckSchema, TrainResultSchema, TrainTaskSchema, type TrainResult, type TrainTask,
-} from '../core/messages.ts';
+import { kinds, PROTOCOL_VERSION, type TrainResult, type TrainTask } from '../core/messages.ts';
 import { truthPath, writeAuditTruth } from '../core/audit.ts';
 import { subset } from '../core/data/dataset.ts';
 import { pruneUpdate } from '../core/defenses/pruning.ts';
@@ -20,15 +17,17 @@ import { progress, type Progress } from '../core/progress.ts';
 import { subjects } from '../core/subjects.ts';
 import { describeBackend } from '../core/tf.ts';
 import { evaluate, trainLocal, type DpSteps } from '../core/training.ts';
+import type { Bus } from '../core/transport/bus.ts';
 import { chunkBytesFor, fetchBlob, offerBlob } from '../core/transport/blobs.ts';
-import { connectNats } from '../core/transport/connection.ts';
-import { request, serve } from '../core/transport/rpc.ts';
+import { connectBus } from '../core/transport/connection.ts';
 import { decodeWeights, encodeWeights, readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
 import { SecureTask, type TrainedUpdate } from './secure-task.ts';
 import type { Shard } from './shard.ts';
 
 export class Envoy {
-  private nc?: NatsConnection;
+  private bus?: Bus;
+  /** Who may send this envoy tasks: the roster's director (the bus checks signatures against it). */
+  private director = '';
   private subs: Subscription[] = [];
   private heartbeatTimer?: NodeJS.Timeout;
   private busy = false;
@@ -48,11 +47,19 @@ export class Envoy {
 
   async start(): Promise<void> {
     this.log.info(`${describeBackend()}; shard: ${this.shard.descriptor.description}`);
-    this.nc = await connectNats(this.config.nats.url, `envoy-${this.name}`);
+    const bus = await connectBus({ url: this.config.nats.url, kit: this.config.kit, insecure: this.config.insecure, name: this.name, federation: this.config.federation },
+      `envoy-${this.name}`, this.log);
+    this.bus = bus;
+    const { trust } = bus;
+    if (trust.self !== this.name || trust.federation !== this.config.federation || (trust.secure && trust.role !== 'envoy')) {
+      await bus.close();
+      throw new Error(`the kit is ${trust.self}'s (${trust.role}) in federation '${trust.federation}', not envoy ${this.name}'s of '${this.config.federation}'`);
+    }
+    this.director = trust.director();
+    this.log.info(`protection: ${trust.describe()}; tasks accepted from ${this.director} only`);
     const f = this.config.federation;
-    this.subs.push(serve(this.nc, subjects.envoyTask(f, this.name), TrainTaskSchema, TaskAckSchema, 'training task', this.log,
-      (task) => this.acceptTask(task)));
-    this.subs.push(serve(this.nc, subjects.envoySecAgg(f, this.name), SecAggDeliverySchema, ResultAckSchema, 'secure aggregation message', this.log,
+    this.subs.push(bus.serve(kinds.task, subjects.envoyTask(f, this.name), (task) => this.acceptTask(task)));
+    this.subs.push(bus.serve(kinds.secaggDelivery, subjects.envoySecAgg(f, this.name),
       (d) => (this.secure?.matches(d) ? this.secure.deliver(d) : { accepted: false, reason: `no secure aggregation task of round ${d.round + 1} here` })));
     await this.registerUntilAccepted();
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.config.heartbeat.interval_seconds * 1000);
@@ -61,21 +68,22 @@ export class Envoy {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.heartbeatTimer);
-    if (!this.nc || this.nc.isClosed()) return;
+    const bus = this.bus;
+    if (!bus || bus.isClosed()) return;
     try {
-      this.nc.publish(subjects.leave(this.config.federation), encode(LeaveSchema, { envoy: this.name }));
-      await this.nc.flush();
+      await bus.publish(kinds.leave, subjects.leave(this.config.federation, this.name), this.director, { envoy: this.name });
+      await bus.flush();
     } catch { /* leaving is best effort */ }
     this.subs.forEach((s) => s.unsubscribe());
-    await this.nc.drain().catch(() => undefined);
+    await bus.drain();
   }
 
   /** The director may start after the envoy: keep asking until it answers. */
   private async registerUntilAccepted(): Promise<void> {
     for (let attempt = 0; !this.stopped; attempt++) {
       try {
-        const reply = await request(this.nc!, subjects.register(this.config.federation), RegisterSchema,
-          { protocol: PROTOCOL_VERSION, descriptor: this.shard.descriptor }, RegisterReplySchema, 5000, 'registration');
+        const reply = await this.bus!.request(kinds.register, subjects.register(this.config.federation, this.name), this.director,
+          { protocol: PROTOCOL_VERSION, descriptor: this.shard.descriptor }, 5000);
         if (!reply.accepted) throw new Error(`director refused registration: ${reply.reason}`);
         this.log.info(`registered with the director (${this.shard.descriptor.counts.train} training, ${this.shard.descriptor.counts.val} validation examples)`);
         return;
@@ -89,8 +97,8 @@ export class Envoy {
 
   private async heartbeat(): Promise<void> {
     try {
-      const reply = await request(this.nc!, subjects.heartbeat(this.config.federation), HeartbeatSchema,
-        { envoy: this.name, busy: this.busy }, HeartbeatReplySchema, 3000, 'heartbeat');
+      const reply = await this.bus!.request(kinds.heartbeat, subjects.heartbeat(this.config.federation, this.name), this.director,
+        { envoy: this.name, busy: this.busy }, 3000);
       // A restarted director has forgotten us: register again.
       if (!reply.known) await this.registerUntilAccepted();
     } catch (error) {
@@ -99,6 +107,7 @@ export class Envoy {
   }
 
   private acceptTask(task: TrainTask) {
+    if (task.weights.owner !== this.director) return { accepted: false, reason: `the task's model is offered by ${task.weights.owner}, not by the director` };
     if (this.busy) return { accepted: false, reason: `envoy ${this.name} is busy with another task`, retry_after_ms: 1000 };
     const [h, w] = task.model.input_size;
     const [sh, sw, sc] = this.shard.descriptor.sample_shape;
@@ -123,8 +132,8 @@ export class Envoy {
     let offered: ReturnType<typeof offerBlob> | undefined;
     try {
       const trained = await this.train(task, log);
-      offered = offerBlob(this.nc!, this.config.federation, encodeWeights(trained.delta), chunkBytesFor(this.nc!, this.config.nats.max_chunk_bytes));
-      result = { ...trained.result, update: offered.ref };
+      offered = offerBlob(this.bus!, encodeWeights(trained.delta), [this.director], chunkBytesFor(this.bus!, this.config.nats.max_chunk_bytes));
+      result = { ...trained.result, update: offered.refFor(this.director) };
     } catch (error) {
       log.error(`task failed: ${(error as Error).message}`);
       result = {
@@ -133,7 +142,7 @@ export class Envoy {
       };
     }
     try {
-      await this.sendResult(task.result_subject, result);
+      await this.sendResult(task, result);
     } finally {
       offered?.close();
     }
@@ -143,8 +152,8 @@ export class Envoy {
   private async runSecureTask(task: TrainTask): Promise<void> {
     const log = this.log.child(`${task.experiment} r${task.round + 1}`);
     const secure = new SecureTask({
-      nc: this.nc!, federation: this.config.federation, envoy: this.name, log,
-      chunkBytes: chunkBytesFor(this.nc!, this.config.nats.max_chunk_bytes),
+      bus: this.bus!, envoy: this.name, director: this.director, log,
+      chunkBytes: chunkBytesFor(this.bus!, this.config.nats.max_chunk_bytes),
     }, task);
     this.secure = secure;
     try {
@@ -159,7 +168,7 @@ export class Envoy {
 
   /** Local training on the task's global model: the delta, and a result carrying metrics only. */
   private async train(task: TrainTask, log: Logger): Promise<{ delta: FlatWeights; result: TrainResult }> {
-    const global = decodeWeights(await fetchBlob(this.nc!, task.weights));
+    const global = decodeWeights(await fetchBlob(this.bus!, task.weights));
     const model = this.modelFor(task);
     writeWeights(model, global);
     const valGlobal = this.shard.val ? evaluate(model, this.shard.val) : undefined;
@@ -217,10 +226,11 @@ export class Envoy {
   }
 
   /** The director acknowledges once it has fetched the update; until then the update stays offered. */
-  private async sendResult(subject: string, result: TrainResult): Promise<void> {
+  private async sendResult(task: TrainTask, result: TrainResult): Promise<void> {
+    const subject = subjects.results(this.config.federation, task.experiment, task.run_id, this.name);
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        const ack = await request(this.nc!, subject, TrainResultSchema, result, ResultAckSchema, 120_000, 'sending the training result');
+        const ack = await this.bus!.request(kinds.result, subject, this.director, result, 120_000, 'sending the training result');
         if (!ack.accepted) this.log.warn(`director did not accept the result: ${ack.reason}`);
         return;
       } catch (error) {

@@ -4,18 +4,17 @@
  * the director arrives on the envoy's secagg subject and is handed to the task waiting for it.
  * The update leaves this process only masked; logs name stages, never keys, shares or values.
  */
-import type { NatsConnection } from 'nats';
 import type { Logger } from '../core/log.ts';
 import {
-  ResultAckSchema, SecAggUploadSchema, type SecAggDelivery, type SecAggStage, type SecAggTask, type SecAggUpload,
-  type TrainResult, type TrainTask,
+  kinds, type SecAggDelivery, type SecAggStage, type SecAggTask, type SecAggUpload, type TrainResult, type TrainTask,
 } from '../core/messages.ts';
 import { loadNative } from '../core/secagg/native.ts';
 import { SecureParticipant } from '../core/secagg/participant.ts';
+import { subjects } from '../core/subjects.ts';
+import type { Bus } from '../core/transport/bus.ts';
 import { offerBlob, type OfferedBlob } from '../core/transport/blobs.ts';
-import { request } from '../core/transport/rpc.ts';
 
-export interface SecureTaskDeps { nc: NatsConnection; federation: string; envoy: string; chunkBytes: number; log: Logger }
+export interface SecureTaskDeps { bus: Bus; envoy: string; director: string; chunkBytes: number; log: Logger }
 
 /** What local training hands over: the delta stays here, the result (metrics only) goes out in the clear. */
 export interface TrainedUpdate { delta: Float32Array; result: TrainResult }
@@ -67,8 +66,8 @@ export class SecureTask {
       stage = 'masked_input';
       const masked = await participant.maskedInput(bundle, trained.delta);
       if (masked.clipped) log.warn(`secure aggregation: ${masked.clipped} weighted delta values exceeded the clip range ±${this.params.clip} and were clipped`);
-      offered = offerBlob(this.deps.nc, this.deps.federation, masked.message, this.deps.chunkBytes);
-      await this.upload({ stage, blob: offered.ref, result: trained.result });
+      offered = offerBlob(this.deps.bus, masked.message, [this.deps.director], this.deps.chunkBytes);
+      await this.upload({ stage, blob: offered.refFor(this.deps.director), result: trained.result });
       log.info('secure aggregation: sent masked input');
       // Other envoys may still be training: the unmask request can take as long as the round.
       const unmaskRequest = await this.receive('unmask', roundMs);
@@ -121,7 +120,9 @@ export class SecureTask {
       envoy: this.deps.envoy, ...rest, ...(message ? { message: message as Uint8Array<ArrayBuffer> } : {}),
     };
     // The director fetches a masked input before it answers, so that upload gets as long as a result does.
-    const ack = await request(this.deps.nc, this.params.upload_subject, SecAggUploadSchema, full, ResultAckSchema,
+    const { bus } = this.deps;
+    const subject = subjects.secaggUploads(bus.federation, this.task.experiment, this.task.run_id, this.deps.envoy);
+    const ack = await bus.request(kinds.secaggUpload, subject, this.deps.director, full,
       body.blob ? 120_000 : 30_000, `sending the ${body.stage.replace('_', ' ')} message`);
     if (!ack.accepted) throw new Error(`the director refused the ${body.stage.replace('_', ' ')} message: ${ack.reason}`);
   }

@@ -1,11 +1,11 @@
 /**
  * The data scientist's side: submit an experiment to a running director and follow it round by round.
+ * Events arrive on this scientist's own subject, sealed to it; nobody else can read or forge them.
  */
-import type { NatsConnection } from 'nats';
 import type { ExperimentConfig } from '../core/config/experiment.ts';
-import { decode, ExperimentEventSchema, SubmitExperimentSchema, SubmitReplySchema, type ExperimentEvent } from '../core/messages.ts';
+import { kinds, type ExperimentEvent } from '../core/messages.ts';
 import { subjects } from '../core/subjects.ts';
-import { request } from '../core/transport/rpc.ts';
+import type { Bus } from '../core/transport/bus.ts';
 
 export interface FollowOptions {
   onEvent?: (event: ExperimentEvent) => void;
@@ -14,22 +14,24 @@ export interface FollowOptions {
 }
 
 /** Submits (or re-attaches to) an experiment and resolves with its final event: 'finished' or 'failed'. */
-export async function runExperimentRemotely(nc: NatsConnection, federation: string, config: ExperimentConfig, options: FollowOptions = {}): Promise<ExperimentEvent> {
+export async function runExperimentRemotely(bus: Bus, config: ExperimentConfig, options: FollowOptions = {}): Promise<ExperimentEvent> {
+  const federation = bus.federation;
   // Subscribe before submitting: the first events may follow the reply immediately.
-  const sub = nc.subscribe(subjects.events(federation, config.name));
+  const events = bus.subscribe(kinds.event, subjects.events(federation, config.name, bus.self));
   try {
-    const reply = await request(nc, subjects.submit(federation), SubmitExperimentSchema, { config }, SubmitReplySchema, 15_000,
+    await bus.flush();
+    const reply = await bus.request(kinds.submit, subjects.submit(federation, bus.self), bus.trust.director(), { config }, 15_000,
       `submitting experiment '${config.name}' to federation '${federation}'`);
     if (!reply.accepted) throw new Error(`the director refused experiment '${config.name}': ${reply.reason}`);
-    return await follow(sub, options);
+    return await follow(events, config.name, options);
   } finally {
-    sub.unsubscribe();
+    events.unsubscribe();
   }
 }
 
-async function follow(sub: AsyncIterable<{ data: Uint8Array }>, options: FollowOptions): Promise<ExperimentEvent> {
+async function follow(events: AsyncIterable<ExperimentEvent>, experiment: string, options: FollowOptions): Promise<ExperimentEvent> {
   const silence = options.silenceTimeoutMs ?? 60 * 60 * 1000;
-  const iterator = sub[Symbol.asyncIterator]();
+  const iterator = events[Symbol.asyncIterator]();
   for (;;) {
     let timer: NodeJS.Timeout | undefined;
     const next = await Promise.race([
@@ -37,7 +39,8 @@ async function follow(sub: AsyncIterable<{ data: Uint8Array }>, options: FollowO
       new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`the director sent nothing for ${silence / 1000} s`)), silence); }),
     ]).finally(() => clearTimeout(timer));
     if (next.done) throw new Error('the event stream closed before the experiment ended');
-    const event = decode(ExperimentEventSchema, next.value.data, 'experiment event');
+    const event = next.value;
+    if (event.experiment !== experiment) continue;
     options.onEvent?.(event);
     if (event.type === 'finished' || event.type === 'failed') return event;
   }

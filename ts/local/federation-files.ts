@@ -1,7 +1,8 @@
 /**
  * Config files for a federation on one machine: one director.yaml, one envoy.yaml per hospital sharing
  * PneumoniaMNIST by a non-IID partition, and an experiment.yaml. The demo, the tests and the bench write
- * them into their run folder, so what runs is exactly what a user would write by hand.
+ * them into their run folder, so what runs is exactly what a user would write by hand. Each role config
+ * points at its startup kit (see provisioned.ts), or says `insecure: true` for an explicit opt-out.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,9 +21,12 @@ export interface LocalFederationSpec {
   experiment: Record<string, unknown>;
 }
 
+/** Kit folder per participant name; absent: every role runs `insecure: true`. */
+export type KitFolders = Record<string, string> | undefined;
+
 export interface LocalFederationFiles { director: string; envoys: string[]; experiment: string; workspace: string; envoyAudit: string }
 
-export function writeFederationFiles(spec: LocalFederationSpec): LocalFederationFiles {
+export function writeFederationFiles(spec: LocalFederationSpec, kits: KitFolders, directorName = 'director'): LocalFederationFiles {
   const configs = join(spec.dir, 'configs');
   mkdirSync(configs, { recursive: true });
   const heartbeat = spec.heartbeat ?? { interval_seconds: 2, timeout_seconds: 10 };
@@ -31,10 +35,12 @@ export function writeFederationFiles(spec: LocalFederationSpec): LocalFederation
     writeFileSync(path, stringify(value));
     return path;
   };
+  const trust = (name: string) => (kits ? { kit: kits[name] } : { insecure: true });
   const limit = (n?: number) => (n ? { limit: n } : {});
   const director = write('director.yaml', {
     federation: spec.federation,
     nats: { url: spec.natsUrl },
+    ...trust(directorName),
     workspace: join(spec.dir, 'workspace'),
     test_data: { kind: 'pneumoniamnist', path: spec.dataPath, split: 'test', ...limit(spec.testLimit) },
     heartbeat,
@@ -44,6 +50,7 @@ export function writeFederationFiles(spec: LocalFederationSpec): LocalFederation
     name,
     federation: spec.federation,
     nats: { url: spec.natsUrl },
+    ...trust(name),
     shard: {
       description: `PneumoniaMNIST share ${index + 1}/${spec.envoys.length} (${partition.scheme}${partition.scheme === 'iid' ? '' : `, alpha ${partition.alpha}`})`,
       train: { kind: 'pneumoniamnist', path: spec.dataPath, split: 'train', ...limit(spec.trainLimit) },

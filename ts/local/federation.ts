@@ -1,21 +1,27 @@
 /**
- * A whole federation on this machine for one experiment: a private NATS server (unless given one), a
- * director and one envoy process per hospital, all talking only through NATS, exactly as in production.
- * Used by `npm run federation` and by the leakage audit's sweep.
+ * A whole federation on this machine for one experiment: a private NATS server, a director and one envoy
+ * process per hospital, all talking only through NATS, exactly as in production. Secure by default: the
+ * federation is provisioned into `<dir>/kits/` and its server runs the provisioned config (provisioned.ts).
+ * Used by `npm run federation`, the leakage audit's sweep and the bench.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExperimentSchema, type ExperimentConfig } from '../core/config/experiment.ts';
 import { loadConfigFile } from '../core/config/load.ts';
+import { Logger } from '../core/log.ts';
 import type { ExperimentEvent } from '../core/messages.ts';
-import { connectNats } from '../core/transport/connection.ts';
+import type { Bus } from '../core/transport/bus.ts';
+import { connectBus } from '../core/transport/connection.ts';
 import { runExperimentRemotely } from '../experiment/client.ts';
 import { writeFederationFiles, type LocalFederationFiles, type LocalFederationSpec } from './federation-files.ts';
 import { startLocalNats, type LocalNats } from './nats-server.ts';
+import { LOCAL_DIRECTOR, LOCAL_SCIENTIST, provisionLocalFederation } from './provisioned.ts';
 import { spawnRole, waitForOutput, type RoleProcess } from './roles.ts';
 
 export interface LocalRunOptions extends Omit<LocalFederationSpec, 'natsUrl'> {
-  /** An existing NATS server; default: start a private one on a free loopback port. */
+  /** Explicit opt-out: no kits, a plain server (or `natsUrl`), every role `insecure: true`. */
+  insecure?: boolean;
+  /** Insecure runs only: an existing NATS server; default: start a private one on a free loopback port. */
   natsUrl?: string;
   onEvent?: (event: ExperimentEvent) => void;
   /** How long envoys may take to register, and the director to stay silent (loaded machines need more). */
@@ -31,39 +37,72 @@ export interface LocalRun {
   files: LocalFederationFiles;
 }
 
-export async function runLocalFederation(o: LocalRunOptions): Promise<LocalRun> {
+/** The running pieces of a local federation, for callers that drive it themselves (tests, bench). */
+export interface LocalFederation {
+  nats: LocalNats;
+  files: LocalFederationFiles;
+  /** Kit folder per participant, or undefined when insecure. */
+  kits?: Record<string, string>;
+  director: RoleProcess;
+  envoys: RoleProcess[];
+  /** The data scientist's connection. */
+  scientist: Bus;
+  stop(): Promise<void>;
+}
+
+export async function startLocalFederation(o: LocalRunOptions & { withoutPermissions?: boolean }): Promise<LocalFederation> {
   const started: RoleProcess[] = [];
   let nats: LocalNats | undefined;
-  const cleanup = async () => {
+  let scientist: Bus | undefined;
+  const stop = async () => {
+    await scientist?.close();
     await Promise.all(started.map((p) => p.stop()));
     await nats?.stop();
   };
-  const onSigint = () => void cleanup().then(() => process.exit(130));
-  process.once('SIGINT', onSigint);
   try {
-    const natsUrl = o.natsUrl ?? (nats = await startLocalNats()).url;
-    const files = writeFederationFiles({ ...o, natsUrl });
+    let kits: Record<string, string> | undefined;
+    if (o.insecure) {
+      if (!o.natsUrl) nats = await startLocalNats();
+    } else {
+      if (o.natsUrl) throw new Error('an existing NATS server (--nats) needs --insecure: the secure federation provisions and runs its own');
+      const secured = await provisionLocalFederation({ dir: o.dir, federation: o.federation, envoys: o.envoys, withoutPermissions: o.withoutPermissions });
+      nats = secured.nats;
+      kits = secured.provisioned.kits;
+    }
+    const natsUrl = o.natsUrl ?? nats!.url;
+    const files = writeFederationFiles({ ...o, natsUrl }, kits, LOCAL_DIRECTOR);
     const logs = join(o.dir, 'logs');
     mkdirSync(logs, { recursive: true });
     o.say?.(`NATS ${natsUrl}; run folder ${o.dir} (logs/ has each process's output)`);
+    o.say?.(kits ? `protection: TLS (mutual, federation CA in ${join(o.dir, 'kits')}), NATS authentication (nkeys, per-identity permissions), signed and sealed messages`
+      : 'protection: NONE (--insecure): no TLS, no authentication, no signatures');
     const director = spawnRole('director', ['director', 'start', '--config', files.director], join(logs, 'director.log'));
     started.push(director);
     await waitForOutput(director, new RegExp(`federation '${o.federation}'`));
-    for (const [i, file] of files.envoys.entries()) {
-      started.push(spawnRole(o.envoys[i], ['envoy', 'start', '--config', file], join(logs, `${o.envoys[i]}.log`)));
-    }
-    await Promise.all(started.slice(1).map((e) => waitForOutput(e, /registered with the director/, o.registrationTimeoutMs)));
-    const config = loadConfigFile(files.experiment, ExperimentSchema);
-    o.say?.(`director and ${started.length - 1} envoys are up; running ${config.rounds} rounds of '${config.name}'`);
-    const nc = await connectNats(natsUrl, 'secflow-local');
-    try {
-      const final = await runExperimentRemotely(nc, o.federation, config, { onEvent: o.onEvent, silenceTimeoutMs: o.silenceTimeoutMs });
-      return { final, config, files };
-    } finally {
-      await nc.close();
-    }
+    const envoys = files.envoys.map((file, i) => spawnRole(o.envoys[i], ['envoy', 'start', '--config', file], join(logs, `${o.envoys[i]}.log`)));
+    started.push(...envoys);
+    await Promise.all(envoys.map((e) => waitForOutput(e, /registered with the director/, o.registrationTimeoutMs)));
+    scientist = await connectBus({ url: natsUrl, kit: kits?.[LOCAL_SCIENTIST], insecure: !kits, name: LOCAL_SCIENTIST, federation: o.federation },
+      'secflow-local', new Logger('scientist'));
+    return { nats: nats!, files, kits, director, envoys, scientist, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+export async function runLocalFederation(o: LocalRunOptions): Promise<LocalRun> {
+  let federation: LocalFederation | undefined;
+  const onSigint = () => void federation?.stop().then(() => process.exit(130));
+  process.once('SIGINT', onSigint);
+  try {
+    federation = await startLocalFederation(o);
+    const config = loadConfigFile(federation.files.experiment, ExperimentSchema);
+    o.say?.(`director and ${federation.envoys.length} envoys are up; running ${config.rounds} rounds of '${config.name}'`);
+    const final = await runExperimentRemotely(federation.scientist, config, { onEvent: o.onEvent, silenceTimeoutMs: o.silenceTimeoutMs });
+    return { final, config, files: federation.files };
   } finally {
     process.off('SIGINT', onSigint);
-    await cleanup();
+    await federation?.stop();
   }
 }

@@ -4,20 +4,35 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, connect as tcpConnect } from 'node:net';
 
-export interface LocalNats { url: string; port: number; stop(): Promise<void> }
+export interface LocalNats {
+  url: string;
+  port: number;
+  /** Re-reads the config file (what `nats-server --signal reload` does): after `secflow provision revoke`. */
+  reload(): void;
+  stop(): Promise<void>;
+}
 
+/** The upstream server scripts/setup.sh fetches from PyPI (keep the version in step with it). */
+export const CACHED_NATS_SERVER_VERSION = '2.15.1';
+
+export function cachedNatsServer(): string {
+  const cache = process.env.SECFLOW_CACHE ?? join(homedir(), '.cache', 'fl-secflow');
+  return join(cache, `nats-server-${CACHED_NATS_SERVER_VERSION}`, 'nats-server');
+}
+
+/** $NATS_SERVER_BIN, else the set-up's cached upstream server, else one on PATH. */
 export function findNatsServer(): string {
-  for (const candidate of [process.env.NATS_SERVER_BIN, '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server']) {
+  for (const candidate of [process.env.NATS_SERVER_BIN, cachedNatsServer()]) {
     if (candidate && existsSync(candidate)) return candidate;
   }
   const which = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
   if (which.status === 0 && which.stdout.trim()) return which.stdout.trim();
-  throw new Error('nats-server is not installed. Install it with: sudo apt-get update && sudo apt-get install -y nats-server ' +
-    '(or point NATS_SERVER_BIN at a nats-server binary, or pass --nats URL of a running server)');
+  throw new Error(`nats-server not found: run \`npm run setup\` (it fetches the upstream server into ${cachedNatsServer()}), ` +
+    'or point NATS_SERVER_BIN at a nats-server binary, or pass --nats URL of a running server');
 }
 
 export async function freePort(): Promise<number> {
@@ -32,19 +47,25 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/** A plain (insecure) server: only for `--insecure` runs and tests of the opt-out itself. */
 export async function startLocalNats(options: { maxPayload?: number } = {}): Promise<LocalNats> {
-  const bin = findNatsServer();
   const port = await freePort();
   // A config file rather than flags: max_payload can only be set there.
-  const file = join(mkdtempSync(join(tmpdir(), 'secflow-nats-')), 'nats.conf');
+  const dir = mkdtempSync(join(tmpdir(), 'secflow-nats-'));
+  const file = join(dir, 'nats.conf');
   writeFileSync(file, `listen: 127.0.0.1:${port}\n` + (options.maxPayload ? `max_payload: ${options.maxPayload}\n` : ''));
-  const child: ChildProcess = spawn(bin, ['-c', file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  return waitUntilListening(child, port);
+  return startNatsServer(file, dir, port, `nats://127.0.0.1:${port}`);
 }
 
-async function waitUntilListening(child: ChildProcess, port: number): Promise<LocalNats> {
+/** Starts nats-server on a config file, from `cwd` (a provisioned config's paths are relative to its folder). */
+export async function startNatsServer(configFile: string, cwd: string, port: number, url: string): Promise<LocalNats> {
+  const child: ChildProcess = spawn(findNatsServer(), ['-c', configFile], { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
+  return waitUntilListening(child, port, url);
+}
+
+async function waitUntilListening(child: ChildProcess, port: number, url: string): Promise<LocalNats> {
   let stderr = '';
-  child.stderr?.on('data', (d) => { stderr += d; });
+  child.stderr?.on('data', (d) => { stderr = (stderr + d).slice(-4000); }); // the tail, for errors; never blocks the pipe
   const deadline = Date.now() + 10_000;
   while (!(await canConnect(port))) {
     if (child.exitCode !== null) throw new Error(`nats-server exited (${child.exitCode}): ${stderr.trim()}`);
@@ -52,8 +73,9 @@ async function waitUntilListening(child: ChildProcess, port: number): Promise<Lo
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
-    url: `nats://127.0.0.1:${port}`,
+    url,
     port,
+    reload: () => { child.kill('SIGHUP'); },
     stop: () => stopProcess(child),
   };
 }

@@ -1,7 +1,8 @@
 /** envoy.yaml: one per hospital; names the hospital's own data. */
 import { z } from 'zod';
 import { DataSourceSchema, PartitionSchema } from './data-source.ts';
-import { HeartbeatSchema, NatsSchema } from './nats.ts';
+import { NameSchema } from '../names.ts';
+import { HeartbeatSchema, NatsSchema, requireKitOrInsecure, trustKeys } from './nats.ts';
 
 export const ShardSchema = z.object({
   description: z.string().default(''),
@@ -12,12 +13,13 @@ export const ShardSchema = z.object({
 export type ShardConfig = z.infer<typeof ShardSchema>;
 
 export const EnvoySchema = z.object({
-  name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'use letters, digits, dash, underscore'),
-  federation: z.string().regex(/^[A-Za-z0-9_-]+$/),
+  name: NameSchema,
+  federation: NameSchema,
   nats: NatsSchema.default({}),
+  ...trustKeys,
   shard: ShardSchema,
   heartbeat: HeartbeatSchema.default({}),
   audit_dir: z.string().default('envoy-audit')
     .describe('where audited tasks record the images they trained on (ground truth for the leakage lab; never sent)'),
-}).strict();
+}).strict().superRefine(requireKitOrInsecure);
 export type EnvoyConfig = z.infer<typeof EnvoySchema>;

@@ -1,5 +1,6 @@
 /** experiment.yaml: what a data scientist submits to a running director. */
 import { z } from 'zod';
+import { NameSchema } from '../names.ts';
 
 /** PRECODE (Scheliga et al., WACV 2022): a variational bottleneck before the classifier. */
 export const PrecodeSchema = z.object({
@@ -89,9 +90,9 @@ export const AuditSchema = z.object({
 export type AuditConfig = z.infer<typeof AuditSchema>;
 
 export const ExperimentSchema = z.object({
-  name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, dot, dash, underscore'),
+  name: NameSchema.describe('scopes the experiment\'s subjects and its run folder'),
   rounds: z.number().int().positive(),
-  envoys: z.array(z.string()).optional().describe('envoy names to use; default: every envoy registered'),
+  envoys: z.array(NameSchema).optional().describe('envoy names to use; default: every envoy registered'),
   min_envoys_to_start: z.number().int().min(1).default(1),
   model: ModelSpecSchema.default({}),
   training: TrainingSchema.default({}),

@@ -44,7 +44,7 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
   // Every sweep measures afresh: a director finding an earlier run of the same experiment would resume it.
   rmSync(dir, { recursive: true, force: true });
   const experiment = {
-    name: `audit-${c.name}`, rounds: sweep.rounds, min_envoys_to_start: envoys.length,
+    name: `audit-${c.name.replace(/[^A-Za-z0-9_-]/g, "_")}`, rounds: sweep.rounds, min_envoys_to_start: envoys.length,
     model: { ...sweep.model, ...c.model }, training: { ...sweep.training, ...c.training },
     aggregation: { strategy: 'fedavg', min_envoys: Math.max(1, Math.ceil(envoys.length / 2)) },
     secagg: { ...c.secagg }, audit: { enabled: true, probe: sweep.probe },
