@@ -7,8 +7,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExperimentSchema, type ExperimentConfig } from '../../ts/core/config/experiment.ts';
 import { loadConfigFile } from '../../ts/core/config/load.ts';
-import type { ExperimentEvent } from '../../ts/core/messages.ts';
+import type { z } from 'zod';
+import { Logger } from '../../ts/core/log.ts';
+import { kinds, type ExperimentEvent, type StatusReplySchema } from '../../ts/core/messages.ts';
+import { subjects } from '../../ts/core/subjects.ts';
 import type { Bus } from '../../ts/core/transport/bus.ts';
+import { connectBus } from '../../ts/core/transport/connection.ts';
 import { runExperimentRemotely } from '../../ts/experiment/client.ts';
 import { startLocalFederation, type LocalFederation } from '../../ts/local/federation.ts';
 import type { LocalFederationFiles } from '../../ts/local/federation-files.ts';
@@ -32,6 +36,10 @@ export interface TestFederation {
   runDir(experiment?: string): string;
   log(name: string): string;
   stop(): Promise<void>;
+  /** Connects as a provisioned participant (its kit), e.g. to act as a hostile envoy. */
+  connectAs(name: string): Promise<Bus>;
+  /** The director's status, as the data scientist sees it. */
+  status(): Promise<z.output<typeof StatusReplySchema>>;
 }
 
 export interface TestFederationOptions {
@@ -42,12 +50,14 @@ export interface TestFederationOptions {
   insecure?: boolean;
   /** A server without subject permissions (misconfigured or shared): the signatures alone must hold. */
   withoutPermissions?: boolean;
+  /** Provisioned envoys that are not started (a hostile participant's kit, say). */
+  idleEnvoys?: string[];
 }
 
 export async function startTestFederation(options: TestFederationOptions): Promise<TestFederation> {
   const dir = tempDir('secflow-fed-');
   const local: LocalFederation = await startLocalFederation({
-    dir, federation: 'testfed', dataPath: PNEUMONIAMNIST, envoys: options.envoys, insecure: options.insecure, withoutPermissions: options.withoutPermissions,
+    dir, federation: 'testfed', dataPath: PNEUMONIAMNIST, envoys: options.envoys, insecure: options.insecure, withoutPermissions: options.withoutPermissions, idleEnvoys: options.idleEnvoys,
     partition: { scheme: 'iid', alpha: 1, seed: 1 }, trainLimit: options.trainLimit ?? 300, testLimit: options.testLimit ?? 200,
     heartbeat: { interval_seconds: 0.5, timeout_seconds: 3 },
     experiment: { start_timeout_seconds: 60, ...options.experiment },
@@ -71,6 +81,8 @@ export async function startTestFederation(options: TestFederationOptions): Promi
     },
     runDir: (experiment = fed.config.name) => join(local.files.workspace, 'testfed', experiment),
     log: (name) => readFileSync(join(logs, `${name}.log`), 'utf8'),
+    connectAs: (name) => connectBus({ url: local.nats.url, kit: local.kits![name] }, `test-${name}`, new Logger(`test-${name}`, 'error')),
+    status: () => fed.scientist.request(kinds.status, subjects.status('testfed', 'scientist'), 'director', {}, 10_000),
     async stop() {
       // The director may have been restarted: stop the current process, then everything the federation started.
       await fed.director.stop();

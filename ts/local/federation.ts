@@ -50,7 +50,14 @@ export interface LocalFederation {
   stop(): Promise<void>;
 }
 
-export async function startLocalFederation(o: LocalRunOptions & { withoutPermissions?: boolean }): Promise<LocalFederation> {
+export interface StartOptions extends LocalRunOptions {
+  /** Testing only: a server without subject permissions (misconfigured or shared). */
+  withoutPermissions?: boolean;
+  /** Testing only: envoys provisioned (kits made, in the roster) but not started, e.g. a hostile participant. */
+  idleEnvoys?: string[];
+}
+
+export async function startLocalFederation(o: StartOptions): Promise<LocalFederation> {
   const started: RoleProcess[] = [];
   let nats: LocalNats | undefined;
   let scientist: Bus | undefined;
@@ -65,7 +72,7 @@ export async function startLocalFederation(o: LocalRunOptions & { withoutPermiss
       if (!o.natsUrl) nats = await startLocalNats();
     } else {
       if (o.natsUrl) throw new Error('an existing NATS server (--nats) needs --insecure: the secure federation provisions and runs its own');
-      const secured = await provisionLocalFederation({ dir: o.dir, federation: o.federation, envoys: o.envoys, withoutPermissions: o.withoutPermissions });
+      const secured = await provisionLocalFederation({ dir: o.dir, federation: o.federation, envoys: [...o.envoys, ...(o.idleEnvoys ?? [])], withoutPermissions: o.withoutPermissions });
       nats = secured.nats;
       kits = secured.provisioned.kits;
     }
