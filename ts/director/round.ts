@@ -59,6 +59,7 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
     settled();
   };
 
+  const receiving = new Set<string>();
   const sub = bus.serve(kinds.result, subjects.results(federation, config.name, runId, '*'), async (result, sender) => {
     if (result.envoy !== sender.name) return { accepted: false, reason: `${sender.name} cannot send ${result.envoy}'s result` };
     if (result.experiment !== config.name || result.run_id !== runId || result.round !== round || pending.get(result.envoy) !== result.task_id) {
@@ -68,8 +69,12 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
       drop(result.envoy, `its training failed: ${result.error ?? 'no update'}`);
       return { accepted: true };
     }
+    // Results are handled concurrently: one envoy's result is fetched once, even if it is sent again meanwhile.
+    if (receiving.has(result.envoy)) return { accepted: false, reason: `${result.envoy}'s result is being received already` };
+    receiving.add(result.envoy);
     try {
       const delta = decodeWeights(await fetchBlob(bus, result.update));
+      if (pending.get(result.envoy) !== result.task_id) return { accepted: false, reason: `${result.envoy} left round ${round + 1} while its update was fetched` };
       collection.updates.push({ envoy: result.envoy, examples: result.examples, delta });
       collection.results.push(result);
       pending.delete(result.envoy);
@@ -78,6 +83,8 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
     } catch (error) {
       drop(result.envoy, `its update could not be received: ${(error as Error).message}`);
       return { accepted: false, reason: (error as Error).message };
+    } finally {
+      receiving.delete(result.envoy);
     }
   }, { senderInSubject: true });
   const stopWatching = ctx.registry.onGone((envoy) => drop(envoy, 'it went silent (no heartbeat) or left'));

@@ -77,6 +77,7 @@ class SecureSession {
   private readonly taskIds = new Map<string, string>();
   private stage: SecAggStage = 'advertise';
   private answered = new Set<string>();
+  private readonly receiving = new Set<string>();
   private stageDone: () => void = () => undefined;
   private readonly sub: Subscription;
   private readonly stopWatching: () => void;
@@ -155,11 +156,13 @@ class SecureSession {
       return { accepted: false, reason: `message for round ${upload.round + 1} of run ${upload.run_id} is not expected now` };
     }
     if (!this.active.has(envoy)) return { accepted: false, reason: `${envoy} is no longer part of round ${this.ctx.round + 1}` };
-    if (stage !== this.stage || this.answered.has(envoy)) return { accepted: false, reason: `unexpected ${stage} message (stage is ${this.stage})` };
+    if (stage !== this.stage || this.answered.has(envoy) || this.receiving.has(envoy)) return { accepted: false, reason: `unexpected ${stage} message (stage is ${this.stage})` };
     if (upload.error) {
       this.drop(envoy, `it gave up: ${upload.error}`);
       return { accepted: true };
     }
+    // Uploads are handled concurrently: one envoy's message of a stage is taken once.
+    this.receiving.add(envoy);
     try {
       const message = await this.payloadOf(upload);
       if (stage !== this.stage || !this.active.has(envoy)) return { accepted: false, reason: `the ${stage} stage closed meanwhile` };
@@ -167,6 +170,8 @@ class SecureSession {
     } catch (error) {
       this.drop(envoy, (error as Error).message);
       return { accepted: false, reason: (error as Error).message };
+    } finally {
+      this.receiving.delete(envoy);
     }
     if (upload.result) this.results.set(envoy, upload.result);
     this.answered.add(envoy);

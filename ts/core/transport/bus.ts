@@ -18,6 +18,7 @@ import { TrustError, type Peer, type Trust } from '../trust/index.ts';
 import { unpack } from 'msgpackr';
 
 const ERROR_KIND = 'error';
+const SERVE_CONCURRENCY = 32;
 const replyKind = (k: Kind) => `${k.kind}_reply`;
 
 export interface ServeOptions {
@@ -84,11 +85,20 @@ export class Bus {
   }
   private published: Promise<void> = Promise.resolve();
 
-  /** Serves one kind of message on a subject (wildcards allowed). Returns the subscription. */
+  /**
+   * Serves one kind of message on a subject (wildcards allowed). Returns the subscription. Up to
+   * SERVE_CONCURRENCY messages are handled at once, so one sender's flood queued ahead of another
+   * participant's message delays it by little (most refusals take microseconds; opening takes longer).
+   */
   serve<K extends Kind>(k: K, subject: string, handler: Handler<K>, options: ServeOptions = {}): Subscription {
     const sub = this.nc.subscribe(subject);
+    const inFlight = new Set<Promise<void>>();
     void (async () => {
-      for await (const m of sub) await this.handle(k, m, handler, options);
+      for await (const m of sub) {
+        const handled = this.handle(k, m, handler, options).finally(() => inFlight.delete(handled));
+        inFlight.add(handled);
+        if (inFlight.size >= SERVE_CONCURRENCY) await Promise.race(inFlight);
+      }
     })().catch((error) => this.log.error(`subscription ${subject} ended: ${(error as Error).message}`));
     return sub;
   }

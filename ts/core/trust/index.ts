@@ -15,6 +15,7 @@ import { decodeEnvelope, encodeEnvelope, ENVELOPE_VERSION, headerBytes, signedBy
 import { loadKit, readRoster, type Kit } from './kit.ts';
 import { signBytes, verifyBytes } from './keys.ts';
 import { Rejections } from './rejections.ts';
+import { SenderRateLimit } from './rate-limit.ts';
 import { ReplayGuard } from './replay.ts';
 import type { Member, Role, Roster } from './roster.ts';
 import { SealingPrivateKey } from './sealing.ts';
@@ -110,6 +111,7 @@ class SecureTrust implements Trust {
   private rosterCheckedAt = 0;
   private rosterMtime: number;
   private readonly replay = new ReplayGuard();
+  private readonly rate = new SenderRateLimit();
   private readonly sealing: SealingPrivateKey;
 
   constructor(private readonly kit: Kit, log: Logger) {
@@ -169,6 +171,7 @@ class SecureTrust implements Trust {
     const replay = this.replay.check(e.from, e.nonce, e.ts);
     if (replay === 'stale') throw new TrustError('stale or future timestamp', e.from, `${Math.round((Date.now() - e.ts) / 1000)} s off`);
     if (replay) throw new TrustError(replay === 'replayed' ? 'replayed' : 'too many messages', e.from);
+    if (!this.rate.allow(e.from)) throw new TrustError('too many messages', e.from, `more than ${this.rate.perSecond} a second`);
     let body: Uint8Array;
     if (e.sealed) {
       try {

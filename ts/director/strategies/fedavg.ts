@@ -11,7 +11,8 @@ export class FedAvg implements AggregationStrategy {
     if (total <= 0) throw new Error('FedAvg: the updates report no training examples');
     // Accumulate in float64: summing many float32 deltas loses precision otherwise.
     const sum = new Float64Array(global.values.length);
-    for (const u of updates) {
+    // In a fixed order (by envoy), so the same updates give the same model whatever order they arrived in.
+    for (const u of [...updates].sort((a, b) => (a.envoy < b.envoy ? -1 : a.envoy > b.envoy ? 1 : 0))) {
       if (u.delta.values.length !== sum.length) {
         throw new Error(`update from ${u.envoy} has ${u.delta.values.length} values, the model ${sum.length}`);
       }
