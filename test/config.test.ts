@@ -56,3 +56,8 @@ test('a partition index outside the shard count is refused', (t) => {
   const e = file('envoy.yaml', 'name: a\nfederation: f\ninsecure: true\nshard:\n  train: {kind: pneumoniamnist, path: p.npz, split: train}\n  partition: {scheme: iid, num_shards: 2, index: 2}\n');
   t.regex(t.throws(() => loadEnvoyConfig(e))!.message, /partition.index must be below num_shards/);
 });
+
+test('a robust strategy cannot be combined with secure aggregation, which hides the updates it needs', (t) => {
+  const error = t.throws(() => loadConfigFile(file('e.yaml', 'name: demo\nrounds: 1\naggregation: {strategy: median}\nsecagg: {enabled: true}\n'), ExperimentSchema));
+  t.regex(error!.message, /aggregation\.strategy: median needs each envoy's update, which secure aggregation hides/);
+});

@@ -8,7 +8,7 @@ import { checkFits, decodeWeights, encodeWeights, readWeights, writeWeights } fr
 const task = {
   experiment: 'e1', run_id: 'abc', round: 2, task_id: '4f9a2c9e-3f5e-4b8e-9c1d-2a7b6e5d4c3b',
   model: ModelSpecSchema.parse({ width: 4 }), training: TrainingSchema.parse({}),
-  weights: { id: 'b1'.repeat(16), owner: 'director', bytes: 10, chunks: 1, chunk_bytes: 10, sha256: 'a'.repeat(64) },
+  weights: { id: 'b1'.repeat(16), owner: 'director', bytes: 10, chunks: 1, chunk_bytes: 10, sha256: 'a'.repeat(64) }, max_update_norm: 25,
 };
 
 test('a training task survives a msgpack round trip unchanged', (t) => {

@@ -230,7 +230,7 @@ test.serial('an envoy obeys tasks from the provisioned director only, even on a 
     experiment: 'stolen', run_id: 'r1', round: 0, task_id: '4f9a2c9e-3f5e-4b8e-9c1d-2a7b6e5d4c3b',
     model: { architecture: 'convnet_bn', width: 4, input_size: [28, 28], channels: 1, num_classes: 2, seed: 0, init: 'he', precode: { enabled: false, code_size: 256, beta: 0.001 } },
     training: { examples_per_round: 1, batch_size: 1 },
-    weights: { id: 'ab'.repeat(16), owner: 'mallory', bytes: 10, chunks: 1, chunk_bytes: 10, sha256: 'a'.repeat(64), key: randomBytes(32) },
+    weights: { id: 'ab'.repeat(16), owner: 'mallory', bytes: 10, chunks: 1, chunk_bytes: 10, sha256: 'a'.repeat(64), key: randomBytes(32) }, max_update_norm: 25,
   };
   const error = await t.throwsAsync(hostile.request(kinds.task, subjects.envoyTask('testfed', 'alpha'), 'alpha', task as never, 5000));
   t.regex(error!.message, /refused: not allowed for its role/);

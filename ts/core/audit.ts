@@ -20,7 +20,8 @@ export type AuditKind = 'round' | 'probe';
 export const AuditUpdateSchema = z.object({
   /** The envoy whose update this is, or for an aggregate every envoy summed into it. */
   envoys: z.array(z.string()).min(1),
-  examples: z.number().int().nonnegative(),
+  /** As aggregated: capped by admission, possibly fractional under a weight cap. */
+  examples: z.number().nonnegative(),
   file: z.string(),
 }).strict();
 

@@ -101,6 +101,8 @@ export const TrainTaskSchema = TaskHeaderSchema.extend({
   model: ModelSpecSchema,
   training: TrainingSchema,
   weights: BlobRefSchema,
+  /** The envoy clips its update to this L2 norm before it leaves (aggregation.max_update_norm). */
+  max_update_norm: Finite().positive(),
   /** Present when the round runs secure aggregation: the update goes out masked, never in the clear. */
   secagg: SecAggTaskSchema.optional(),
   /** Auditing: the envoy keeps, on its own side, which images it trained on (see core/audit.ts). */

@@ -13,14 +13,15 @@ import { backendName } from '../core/tf.ts';
 import { evaluate } from '../core/training.ts';
 import type { Bus } from '../core/transport/bus.ts';
 import { chunkBytesFor, offerBlob } from '../core/transport/blobs.ts';
-import { encodeWeights, readWeights, writeWeights } from '../core/weights.ts';
+import { encodeWeights, readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
 import type { EnvoyRegistry } from './registry.ts';
 import { loadNative } from '../core/secagg/native.ts';
 import { recordReceived, runProbe } from './audit.ts';
 import { collectRound, type RoundCollection } from './round.ts';
 import { collectSecureRound } from './secure-round.ts';
 import { configDigest, RunFolder, type RunState } from './run-folder.ts';
-import { makeStrategy } from './strategies/index.ts';
+import { makeStrategy, type AggregationStrategy } from './strategies/index.ts';
+import { withWeightCap } from './admission.ts';
 
 export interface RunnerDeps {
   bus: Bus;
@@ -64,7 +65,7 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
   if (state.next_round > 0) log.info(`resuming '${config.name}' after round ${state.next_round}`);
   publish({ experiment: config.name, type: 'started', round: state.next_round, rounds: config.rounds, run_dir: folder.dir });
   const runId = randomUUID().replaceAll('-', '').slice(0, 8);
-  const strategy = makeStrategy(config.aggregation.strategy);
+  const strategy = makeStrategy(config.aggregation);
   let lastTest: ClassificationMetrics | undefined;
   try {
     if (config.secagg.enabled) loadNative(); // fail now, with the build instructions, not in round 1
@@ -76,7 +77,7 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
       const offered = offerBlob(bus, encodeWeights(global), participants, chunkBytesFor(bus, deps.maxChunkBytes));
       let collection: RoundCollection;
       try {
-        log.info(`round ${round + 1}/${config.rounds}: training on ${participants.join(', ') || 'nobody'}`);
+        log.info(`'${config.name}' round ${round + 1}/${config.rounds} (run ${runId}): training on ${participants.join(', ') || 'nobody'}`);
         const ctx = { bus, config, runId, round, globalWeights: offered, global, participants, registry: deps.registry, log };
         const audited = config.audit.enabled;
         collection = await collect({ ...ctx, audit: audited ? { kind: 'round' } : undefined });
@@ -87,17 +88,14 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
       }
       logEnvoyMetrics(folder, round, collection);
       const dropped = collection.dropped.map((d) => d.envoy);
-      const contributors = collection.contributors ?? collection.updates.length;
-      if (collection.failure || contributors < Math.max(1, config.aggregation.min_envoys)) {
-        const message = collection.failure ? `round ${round + 1} failed: ${collection.failure}`
-          : `round ${round + 1} failed: ${contributors} update(s) arrived, at least ${config.aggregation.min_envoys} needed` +
-          (collection.dropped.length ? ` (${collection.dropped.map((d) => `${d.envoy}: ${d.reason}`).join('; ')})` : '');
-        log.warn(message + '; the global model stays as it was and the next round goes on');
+      const outcome = nextGlobal(strategy, global, collection, config, round);
+      if ('failure' in outcome) {
+        log.warn(outcome.failure + '; the global model stays as it was and the next round goes on');
         state.failed_rounds.push(round);
         checkpoint(folder, state, round, global);
-        publish({ experiment: config.name, type: 'round_failed', round, rounds: config.rounds, message, dropped });
+        publish({ experiment: config.name, type: 'round_failed', round, rounds: config.rounds, message: outcome.failure, dropped });
       } else {
-        global = strategy.aggregate(global, collection.updates);
+        global = outcome.global;
         writeWeights(model, global);
         lastTest = evaluateOnTest(deps, model, folder, round, config) ?? lastTest;
         // Checkpoint before telling anyone: a director killed after the event must not redo the round.
@@ -121,6 +119,23 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
     folder.close();
     model.dispose();
   }
+}
+
+/** The round's new global model, or why there is none (too few updates, a protocol failure, a non-finite model). */
+function nextGlobal(strategy: AggregationStrategy, global: FlatWeights, collection: RoundCollection, config: ExperimentConfig, round: number):
+  { global: FlatWeights } | { failure: string } {
+  const contributors = collection.contributors ?? collection.updates.length;
+  if (collection.failure) return { failure: `round ${round + 1} failed: ${collection.failure}` };
+  if (contributors < Math.max(1, config.aggregation.min_envoys)) {
+    return {
+      failure: `round ${round + 1} failed: ${contributors} update(s) arrived, at least ${config.aggregation.min_envoys} needed` +
+        (collection.dropped.length ? ` (${collection.dropped.map((d) => `${d.envoy}: ${d.reason}`).join('; ')})` : ''),
+    };
+  }
+  const updates = strategy.name === 'fedavg' ? withWeightCap(collection.updates, config) : collection.updates;
+  const next = strategy.aggregate(global, updates);
+  if (!next.values.every(Number.isFinite)) return { failure: `round ${round + 1} failed: the aggregate is not finite` };
+  return { global: next };
 }
 
 function checkpoint(folder: RunFolder, state: RunState, round: number, global: ReturnType<typeof readWeights>): void {
@@ -149,6 +164,12 @@ async function waitForEnvoys(deps: RunnerDeps, config: ExperimentConfig): Promis
 function evaluateOnTest(deps: RunnerDeps, model: ReturnType<typeof buildModel>, folder: RunFolder, round: number, config: ExperimentConfig) {
   if (!deps.testSet || !config.evaluate_on_test) return undefined;
   const test = evaluate(model, deps.testSet);
+  // The director's own numbers must not fail its own events: a non-finite metric is reported, not sent.
+  const bad = Object.entries(test).filter(([, v]) => typeof v === 'number' && !Number.isFinite(v)).map(([k]) => k);
+  if (bad.length) {
+    deps.log.warn(`round ${round + 1}: the test evaluation gave non-finite ${bad.join(', ')}; no test metrics this round`);
+    return undefined;
+  }
   folder.log({ round, scope: 'director', split: 'test', metrics: test });
   deps.log.info(`round ${round + 1}: test roc_auc=${test.roc_auc?.toFixed(4) ?? 'undefined (one class)'} accuracy=${test.accuracy.toFixed(4)}`);
   return test;

@@ -11,7 +11,8 @@ import { progress } from '../core/progress.ts';
 import { subjects } from '../core/subjects.ts';
 import type { Bus } from '../core/transport/bus.ts';
 import { fetchBlob, type OfferedBlob } from '../core/transport/blobs.ts';
-import { decodeWeights } from '../core/weights.ts';
+import { decodeWeights, type FlatWeights } from '../core/weights.ts';
+import { admittedExamples, screenCohort, updateProblem } from './admission.ts';
 import type { EnvoyRegistry } from './registry.ts';
 import type { ClientUpdate } from './strategies/index.ts';
 
@@ -22,6 +23,8 @@ export interface RoundContext {
   round: number;
   /** The global model, offered to every participant. */
   globalWeights: OfferedBlob;
+  /** The same model as a vector: updates must fit it; its size fixes a secure round's vector length. */
+  global: FlatWeights;
   participants: string[];
   registry: EnvoyRegistry;
   log: Logger;
@@ -61,7 +64,10 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
 
   const receiving = new Set<string>();
   const sub = bus.serve(kinds.result, subjects.results(federation, config.name, runId, '*'), async (result, sender) => {
-    if (result.envoy !== sender.name) return { accepted: false, reason: `${sender.name} cannot send ${result.envoy}'s result` };
+    if (result.envoy !== sender.name) {
+      bus.trust.rejections.record(sender.name, 'speaks for another envoy', `a result of ${result.envoy}`);
+      return { accepted: false, reason: `${sender.name} cannot send ${result.envoy}'s result` };
+    }
     if (result.experiment !== config.name || result.run_id !== runId || result.round !== round || pending.get(result.envoy) !== result.task_id) {
       return { accepted: false, reason: `result for round ${result.round + 1} of run ${result.run_id} is not expected now` };
     }
@@ -73,10 +79,17 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
     if (receiving.has(result.envoy)) return { accepted: false, reason: `${result.envoy}'s result is being received already` };
     receiving.add(result.envoy);
     try {
-      const delta = decodeWeights(await fetchBlob(bus, result.update));
+      const delta = decodeWeights(await fetchBlob(bus, result.update, { maxBytes: 64 + 8 * ctx.global.values.length + 64 * ctx.global.manifest.length + 1024 }));
       if (pending.get(result.envoy) !== result.task_id) return { accepted: false, reason: `${result.envoy} left round ${round + 1} while its update was fetched` };
-      collection.updates.push({ envoy: result.envoy, examples: result.examples, delta });
-      collection.results.push(result);
+      const problem = updateProblem(delta, ctx.global, config.aggregation.max_update_norm);
+      if (problem) {
+        drop(result.envoy, `its update was refused: ${problem}`);
+        return { accepted: false, reason: problem };
+      }
+      const admitted = admittedExamples(result.envoy, result.examples, ctx.registry, bus.trust);
+      if (admitted.note) log.warn(`round ${round + 1}: ${admitted.note}`);
+      collection.updates.push({ envoy: result.envoy, examples: admitted.examples, delta });
+      collection.results.push({ ...result, examples: admitted.examples });
       pending.delete(result.envoy);
       settled();
       return { accepted: true };
@@ -86,7 +99,11 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
     } finally {
       receiving.delete(result.envoy);
     }
-  }, { senderInSubject: true });
+  }, {
+    senderInSubject: true,
+    // A result this round expects but cannot read (malformed, non-finite metrics) ends that envoy's round at once.
+    onRefused: (sender, reason) => { if (pending.has(sender)) drop(sender, `its result was refused: ${reason}`); },
+  });
   const stopWatching = ctx.registry.onGone((envoy) => drop(envoy, 'it went silent (no heartbeat) or left'));
   const timer = setTimeout(() => [...pending.keys()].forEach((e) => drop(e, `no result within ${config.round_timeout_seconds} s`)),
     config.round_timeout_seconds * 1000);
@@ -99,7 +116,7 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
       const taskId = pending.get(envoy)!;
       const task = {
         experiment: config.name, run_id: runId, round, task_id: taskId, model: config.model, training: config.training,
-        weights: ctx.globalWeights.refFor(envoy), audit: ctx.audit,
+        weights: ctx.globalWeights.refFor(envoy), audit: ctx.audit, max_update_norm: config.aggregation.max_update_norm,
       };
       try {
         for (;;) {
@@ -116,11 +133,23 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
       }
     }));
     if (pending.size > 0) await finished;
-    return collection;
+    return screened(collection, config, log, round);
   } finally {
     bar.stop();
     clearTimeout(timer);
     stopWatching();
     sub.unsubscribe();
   }
+}
+
+/** Updates far outside the rest of the cohort leave the round (admission.ts: `min_cosine`, `max_norm_ratio`). */
+function screened(collection: RoundCollection, config: ExperimentConfig, log: Logger, round: number): RoundCollection {
+  const { kept, refused } = screenCohort(collection.updates, { minCosine: config.aggregation.min_cosine, maxNormRatio: config.aggregation.max_norm_ratio });
+  for (const r of refused) log.warn(`round ${round + 1}: continuing without ${r.envoy}: ${r.reason}`);
+  const out = new Set(refused.map((r) => r.envoy));
+  return {
+    ...collection, updates: kept,
+    results: collection.results.filter((r) => !out.has(r.envoy)),
+    dropped: [...collection.dropped, ...refused],
+  };
 }

@@ -18,13 +18,10 @@ import { loadNative } from '../core/secagg/native.ts';
 import { planSecureRound, taskParams, type SecureRoundPlan } from '../core/secagg/params.ts';
 import { subjects } from '../core/subjects.ts';
 import { fetchBlob } from '../core/transport/blobs.ts';
-import type { FlatWeights } from '../core/weights.ts';
+import { admittedExamples, aggregateProblem, cappedExamples } from './admission.ts';
 import type { RoundCollection, RoundContext } from './round.ts';
 
-export interface SecureRoundContext extends RoundContext {
-  /** The global model: its size fixes the vector length, its manifest labels the aggregate. */
-  global: FlatWeights;
-}
+export type SecureRoundContext = RoundContext;
 
 /** Raised to end the round as failed (not the experiment): the message says why. */
 class RoundFailure extends Error {}
@@ -34,9 +31,12 @@ export async function collectSecureRound(ctx: SecureRoundContext): Promise<Round
   const collection: RoundCollection = { updates: [], results: [], dropped: [] };
   let plan: SecureRoundPlan;
   try {
+    // Weights come from what each envoy registered, capped by its provisioning and by max_weight_fraction.
+    const registered = ctx.participants.map((envoy) => examplesOf(ctx, envoy));
+    const examples = cappedExamples(registered, ctx.config.aggregation.max_weight_fraction);
     plan = planSecureRound({
       experimentId: `${ctx.config.name}/${ctx.runId}`, round: ctx.round, secagg: ctx.config.secagg,
-      cohort: ctx.participants.map((envoy) => ({ envoy, examples: examplesOf(ctx, envoy) })),
+      cohort: ctx.participants.map((envoy, i) => ({ envoy, examples: examples[i] })),
       vectorLen: ctx.global.values.length, graphSeed: randomBytes(32),
     });
   } catch (error) {
@@ -46,6 +46,8 @@ export async function collectSecureRound(ctx: SecureRoundContext): Promise<Round
   const session = new SecureSession(ctx, plan, new SecureAggregator(native, plan));
   try {
     const aggregate = await session.run();
+    const problem = aggregateProblem(aggregate.delta, ctx.config.aggregation.max_update_norm, aggregate.errorBound);
+    if (problem) throw new RoundFailure(`${problem} (secure sum of ${aggregate.included.join(', ')})`);
     collection.updates.push({ envoy: `secure sum of ${aggregate.included.length}`, examples: aggregate.examples, delta: { manifest: ctx.global.manifest, values: aggregate.delta } });
     collection.contributors = aggregate.included.length;
     collection.results = aggregate.included.map((e) => session.results.get(e)).filter((r): r is TrainResult => !!r);
@@ -65,7 +67,7 @@ export async function collectSecureRound(ctx: SecureRoundContext): Promise<Round
 function examplesOf(ctx: RoundContext, envoy: string): number {
   const record = ctx.registry.all().find(([name]) => name === envoy)?.[1];
   if (!record) throw new RoundFailure(`envoy ${envoy} is not registered`);
-  return record.descriptor.counts.train;
+  return admittedExamples(envoy, record.descriptor.counts.train, ctx.registry, ctx.bus.trust).examples;
 }
 
 type Dropout = RoundCollection['dropped'][number];
@@ -193,7 +195,7 @@ class SecureSession {
     const { ctx, plan } = this;
     const task = {
       experiment: ctx.config.name, run_id: ctx.runId, round: ctx.round, task_id: this.taskIds.get(envoy)!, model: ctx.config.model,
-      training: ctx.config.training, audit: ctx.audit, weights: ctx.globalWeights.refFor(envoy),
+      training: ctx.config.training, audit: ctx.audit, weights: ctx.globalWeights.refFor(envoy), max_update_norm: ctx.config.aggregation.max_update_norm,
       secagg: {
         ...taskParams(plan, envoy),
         stage_timeout_ms: ctx.config.secagg.stage_timeout_seconds * 1000, round_timeout_ms: ctx.config.round_timeout_seconds * 1000,

@@ -22,10 +22,11 @@ import { chunkBytesFor, fetchBlob, offerBlob } from '../core/transport/blobs.ts'
 import { connectBus } from '../core/transport/connection.ts';
 import { decodeWeights, encodeWeights, readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
 import { SecureTask, type TrainedUpdate } from './secure-task.ts';
+import { clipToNorm, finiteOrNothing } from './update-bounds.ts';
 import type { Shard } from './shard.ts';
 
 export class Envoy {
-  private bus?: Bus;
+  protected bus?: Bus;
   /** Who may send this envoy tasks: the roster's director (the bus checks signatures against it). */
   private director = '';
   private subs: Subscription[] = [];
@@ -167,7 +168,7 @@ export class Envoy {
   }
 
   /** Local training on the task's global model: the delta, and a result carrying metrics only. */
-  private async train(task: TrainTask, log: Logger): Promise<{ delta: FlatWeights; result: TrainResult }> {
+  protected async train(task: TrainTask, log: Logger): Promise<{ delta: FlatWeights; result: TrainResult }> {
     const global = decodeWeights(await fetchBlob(this.bus!, task.weights));
     const model = this.modelFor(task);
     writeWeights(model, global);
@@ -183,14 +184,20 @@ export class Envoy {
     });
     bar?.stop();
     const valLocal = this.shard.val ? evaluate(model, this.shard.val) : undefined;
-    const delta = this.defend(difference(readWeights(model), global), task, log);
+    const raw = difference(readWeights(model), global);
+    // Nothing non-finite leaves: a diverged run fails its task (and the round goes on without it).
+    if (!Number.isFinite(trained.meanLoss) || !raw.values.every(Number.isFinite)) {
+      throw new Error(`training diverged (loss ${trained.meanLoss}): the update holds NaN or infinite values and is not sent`);
+    }
+    const delta = this.defend(raw, task, log);
     log.info(`trained ${trained.steps} steps on ${trained.examples} examples in ${trained.seconds.toFixed(1)} s, loss ${trained.meanLoss.toFixed(4)}`);
     if (task.audit) this.recordAuditTruth(task, trained.trainedIndices, log);
     const result: TrainResult = {
       experiment: task.experiment, run_id: task.run_id, round: task.round, task_id: task.task_id, envoy: this.name,
       ok: true, examples: trained.examples,
       train: { loss: trained.meanLoss, steps: trained.steps, seconds: trained.seconds },
-      val_global: valGlobal, val_local: valLocal, privacy: trained.dp && this.account(task, trained.dp, log),
+      val_global: finiteOrNothing(valGlobal, 'val_global', log), val_local: finiteOrNothing(valLocal, 'val_local', log),
+      privacy: trained.dp && this.account(task, trained.dp, log),
     };
     return { delta, result };
   }
@@ -207,10 +214,16 @@ export class Envoy {
 
   /** Defenses applied to the update itself, after training and before it leaves this process. */
   private defend(delta: FlatWeights, task: TrainTask, log: Logger): FlatWeights {
-    if (!task.training.pruning.enabled) return delta;
-    const pruned = pruneUpdate(delta, task.training.pruning.keep_fraction);
-    log.debug(`pruning kept ${pruned.report.kept} of ${pruned.report.total} update entries`);
-    return pruned.update;
+    let update = delta;
+    if (task.training.pruning.enabled) {
+      const pruned = pruneUpdate(update, task.training.pruning.keep_fraction);
+      log.debug(`pruning kept ${pruned.report.kept} of ${pruned.report.total} update entries`);
+      update = pruned.update;
+    }
+    // The experiment's bound on any one envoy's influence: clip here, so the director never has to refuse us.
+    const clipped = clipToNorm(update, task.max_update_norm);
+    if (clipped.scale < 1) log.warn(`update L2 norm ${clipped.norm.toFixed(3)} clipped to the experiment's bound ${task.max_update_norm}`);
+    return clipped.update;
   }
 
   /** Auditing: which images this update was trained on, written here and never sent. */
@@ -226,7 +239,7 @@ export class Envoy {
   }
 
   /** The director acknowledges once it has fetched the update; until then the update stays offered. */
-  private async sendResult(task: TrainTask, result: TrainResult): Promise<void> {
+  protected async sendResult(task: TrainTask, result: TrainResult): Promise<void> {
     const subject = subjects.results(this.config.federation, task.experiment, task.run_id, this.name);
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {

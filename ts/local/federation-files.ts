@@ -21,6 +21,8 @@ export interface LocalFederationSpec {
   experiment: Record<string, unknown>;
 }
 
+export const DEFAULT_PARTITION = { scheme: 'dirichlet', alpha: 1.0, seed: 7 } as const;
+
 /** Kit folder per participant name; absent: every role runs `insecure: true`. */
 export type KitFolders = Record<string, string> | undefined;
 
@@ -45,7 +47,7 @@ export function writeFederationFiles(spec: LocalFederationSpec, kits: KitFolders
     test_data: { kind: 'pneumoniamnist', path: spec.dataPath, split: 'test', ...limit(spec.testLimit) },
     heartbeat,
   });
-  const partition = spec.partition ?? { scheme: 'dirichlet', alpha: 1.0, seed: 7 };
+  const partition = spec.partition ?? DEFAULT_PARTITION;
   const envoys = spec.envoys.map((name, index) => write(`envoy-${name}.yaml`, {
     name,
     federation: spec.federation,

@@ -13,7 +13,10 @@ import type { ExperimentEvent } from '../core/messages.ts';
 import type { Bus } from '../core/transport/bus.ts';
 import { connectBus } from '../core/transport/connection.ts';
 import { runExperimentRemotely } from '../experiment/client.ts';
-import { writeFederationFiles, type LocalFederationFiles, type LocalFederationSpec } from './federation-files.ts';
+import { size } from '../core/data/dataset.ts';
+import { loadPneumoniaMnist } from '../core/data/npz.ts';
+import { takeShard } from '../core/data/partition.ts';
+import { DEFAULT_PARTITION, writeFederationFiles, type LocalFederationFiles, type LocalFederationSpec } from './federation-files.ts';
 import { startLocalNats, type LocalNats } from './nats-server.ts';
 import { LOCAL_DIRECTOR, LOCAL_SCIENTIST, provisionLocalFederation } from './provisioned.ts';
 import { spawnRole, waitForOutput, type RoleProcess } from './roles.ts';
@@ -72,7 +75,10 @@ export async function startLocalFederation(o: StartOptions): Promise<LocalFedera
       if (!o.natsUrl) nats = await startLocalNats();
     } else {
       if (o.natsUrl) throw new Error('an existing NATS server (--nats) needs --insecure: the secure federation provisions and runs its own');
-      const secured = await provisionLocalFederation({ dir: o.dir, federation: o.federation, envoys: [...o.envoys, ...(o.idleEnvoys ?? [])], withoutPermissions: o.withoutPermissions });
+      const secured = await provisionLocalFederation({
+        dir: o.dir, federation: o.federation, envoys: [...o.envoys, ...(o.idleEnvoys ?? [])], withoutPermissions: o.withoutPermissions,
+        maxExamples: shardSizes(o),
+      });
       nats = secured.nats;
       kits = secured.provisioned.kits;
     }
@@ -112,4 +118,11 @@ export async function runLocalFederation(o: LocalRunOptions): Promise<LocalRun> 
     process.off('SIGINT', onSigint);
     await federation?.stop();
   }
+}
+
+/** Each envoy's training share, as its provisioning records it (a hospital declares its dataset when it joins). */
+function shardSizes(o: LocalRunOptions): Record<string, number> {
+  const train = loadPneumoniaMnist(o.dataPath, 'train', o.trainLimit);
+  const partition = o.partition ?? DEFAULT_PARTITION;
+  return Object.fromEntries(o.envoys.map((name, index) => [name, size(takeShard(train, { ...partition, num_shards: o.envoys.length, index }))]));
 }

@@ -23,6 +23,8 @@ export interface ProvisionLocalOptions {
   /** Testing only: a server without subject permissions, as a misconfigured one would be. */
   withoutPermissions?: boolean;
   maxPayload?: number;
+  /** What each hospital may claim to train on (the roster's max_examples), as a provisioner would write down. */
+  maxExamples?: Record<string, number>;
 }
 
 export async function provisionLocalFederation(o: ProvisionLocalOptions): Promise<LocalSecureFederation> {
@@ -31,7 +33,7 @@ export async function provisionLocalFederation(o: ProvisionLocalOptions): Promis
     federation: o.federation,
     nats: { url: `tls://127.0.0.1:${port}`, listen: `127.0.0.1:${port}`, hosts: ['127.0.0.1', 'localhost'], max_payload: o.maxPayload },
     director: { name: LOCAL_DIRECTOR, workspace: 'runs' },
-    envoys: o.envoys.map((name) => ({ name })),
+    envoys: o.envoys.map((name) => ({ name, ...(o.maxExamples?.[name] ? { max_examples: o.maxExamples[name] } : {}) })),
     scientists: [LOCAL_SCIENTIST, ...(o.scientists ?? [])].map((name) => ({ name })),
     validity_days: 30,
   }, join(o.dir, 'kits'), { withoutPermissions: o.withoutPermissions });

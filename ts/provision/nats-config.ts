@@ -26,11 +26,12 @@ const list = (items: string[]) => `[${items.map(quote).join(', ')}]`;
 export function natsServerConfig(settings: NatsServerSettings, members: Member[]): string {
   const director = members.find((m) => m.role === 'director')?.name ?? 'director';
   const users = members.filter((m) => !m.revoked_at).map((m) => {
-    if (settings.withoutPermissions) return `    # ${m.name} (${m.role})\n    { nkey: ${quote(m.nkey)} }`;
+    if (settings.withoutPermissions) return `    # ${m.name} (${m.role})\n    { nkey: ${quote(m.nkey)}, allowed_connection_types: ["STANDARD"] }`;
     const p = permissionsFor(settings.federation, m.role, m.name, director);
     return [
       `    # ${m.name} (${m.role})`,
-      `    { nkey: ${quote(m.nkey)}, permissions: {`,
+      // Plain client connections only: no websocket, MQTT or leaf-node logins with a participant's key.
+      `    { nkey: ${quote(m.nkey)}, allowed_connection_types: ["STANDARD"], permissions: {`,
       `        publish: { allow: ${list(p.publish)} }`,
       `        subscribe: { allow: ${list(p.subscribe)} }`,
       ...(p.allowResponses ? ['        allow_responses: true'] : []),
@@ -45,6 +46,11 @@ export function natsServerConfig(settings: NatsServerSettings, members: Member[]
     ...(settings.withoutPermissions ? ['# TESTING ONLY: no subject permissions (a misconfigured server). Signatures must still hold.'] : []),
     `listen: ${quote(settings.listen)}`,
     ...(settings.maxPayload ? [`max_payload: ${settings.maxPayload}`] : []),
+    '# Per connection: a participant cannot exhaust the server with subscriptions or an unread backlog.',
+    '# (Message rates per identity are limited by every receiver: 100 a second, bursts of 400.)',
+    'max_subscriptions: 10000',
+    'max_pending: 67108864',
+    'max_connections: 10000',
     'tls {',
     `  cert_file: ${quote(SERVER_FILES.certificate)}`,
     `  key_file: ${quote(SERVER_FILES.key)}`,

@@ -24,6 +24,11 @@ const replyKind = (k: Kind) => `${k.kind}_reply`;
 export interface ServeOptions {
   /** The subject's last token names the sender (messages to the director): it must be the verified sender. */
   senderInSubject?: boolean;
+  /**
+   * Told when a verified participant's own message cannot be read (malformed, non-finite numbers). Not for
+   * replays, stale or moved messages: anyone can replay a participant's message, which is not its fault.
+   */
+  onRefused?: (sender: string, reason: string) => void;
 }
 
 export type Handler<K extends Kind> = (msg: z.output<K['schema']>, sender: Peer, subject: string) =>
@@ -119,6 +124,9 @@ export class Bus {
       if (m.reply && k.reply) await this.reply(m, { subject: '', kind: replyKind(k), to: sender.name, re: nonce }, encode(k.reply, result));
     } catch (error) {
       this.refused(error, sender?.name, m.subject, k.what);
+      if (sender && error instanceof MessageError && options.onRefused) {
+        try { options.onRefused(sender.name, (error as Error).message.slice(0, 300)); } catch { /* a listener's failure is not the message's */ }
+      }
       if (m.reply) await this.replyError(m, error, sender?.name ?? claimedSender(error), nonce ?? envelopeNonce(m.data));
     }
   }

@@ -47,8 +47,11 @@ export function encodeEnvelope(e: Envelope): Uint8Array {
   return pack(e);
 }
 
-/** Parses an envelope; null when the bytes are not one (the caller reports why). */
-export function decodeEnvelope(bytes: Uint8Array): { envelope?: Envelope; problem?: string } {
+/**
+ * Parses an envelope; when the bytes are not one, says why, and who it claims to be from if it names a
+ * valid sender (for counting refusals per claimed sender; nothing is believed).
+ */
+export function decodeEnvelope(bytes: Uint8Array): { envelope?: Envelope; problem?: string; claimed?: string } {
   let raw: unknown;
   try {
     raw = unpack(bytes);
@@ -58,7 +61,8 @@ export function decodeEnvelope(bytes: Uint8Array): { envelope?: Envelope; proble
   const parsed = EnvelopeSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    return { problem: `${issue.path.join('.') || 'envelope'}: ${issue.message}`.slice(0, 160) };
+    const from = (raw as { from?: unknown } | null)?.from;
+    return { problem: `${issue.path.join('.') || 'envelope'}: ${issue.message}`.slice(0, 160), claimed: NameSchema.safeParse(from).success ? from as string : undefined };
   }
   return { envelope: parsed.data };
 }

@@ -156,8 +156,8 @@ class SecureTrust implements Trust {
   }
 
   async open(bytes: Uint8Array, expect: Expectation, receivedOn: string): Promise<Opened> {
-    const { envelope: e, problem } = decodeEnvelope(bytes);
-    if (!e) throw new TrustError('malformed envelope', '(unknown)', problem);
+    const { envelope: e, problem, claimed: named } = decodeEnvelope(bytes);
+    if (!e) throw new TrustError('malformed envelope', named ? `${named} (unverified)` : '(unknown)', problem);
     const claimed = `${e.from} (unverified)`;
     if (e.federation !== this.federation) throw new TrustError('another federation', claimed, e.federation);
     const roster = this.currentRoster();
@@ -242,8 +242,8 @@ class InsecureTrust implements Trust {
   }
 
   async open(bytes: Uint8Array, expect: Expectation, receivedOn: string): Promise<Opened> {
-    const { envelope: e, problem } = decodeEnvelope(bytes);
-    if (!e) throw new TrustError('malformed envelope', '(unknown)', problem);
+    const { envelope: e, problem, claimed } = decodeEnvelope(bytes);
+    if (!e) throw new TrustError('malformed envelope', claimed ?? '(unknown)', problem);
     if (e.federation !== this.federation) throw new TrustError('another federation', e.from, e.federation);
     checkAddressing(e, expect, receivedOn, e.from);
     if (e.sealed) throw new TrustError('sealed payload in an insecure federation', e.from);
