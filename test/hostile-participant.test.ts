@@ -5,7 +5,6 @@
  * then every hostile input of the list in one run.
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,10 +18,8 @@ import type { Envelope } from '../ts/core/trust/envelope.ts';
 import type { Bus } from '../ts/core/transport/bus.ts';
 import { decodeWeights } from '../ts/core/weights.ts';
 import { FedAvg } from '../ts/director/strategies/fedavg.ts';
-import { stopProcess } from '../ts/local/nats-server.ts';
-import { waitForOutput, type RoleProcess } from '../ts/local/roles.ts';
+import { spawnScript, waitForOutput, type RoleProcess } from '../ts/local/roles.ts';
 import { startTestFederation, type TestFederation } from './helpers/federation.ts';
-import { REPO } from './helpers/paths.ts';
 import { z } from 'zod';
 import type { HostileMode } from './adversary/hostile-envoy.ts';
 
@@ -44,14 +41,8 @@ test.before(async () => {
   const config = parse(readFileSync(fed.files.envoys[0], 'utf8'));
   const file = join(fed.dir, 'configs', `envoy-${HOSTILE}.yaml`);
   writeFileSync(file, stringify({ ...config, name: HOSTILE, kit: fed.kits![HOSTILE], audit_dir: join(fed.dir, 'envoy-audit', HOSTILE) }));
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'test', 'adversary', 'hostile-envoy.ts'), '--config', file], {
-    cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SECFLOW_HOSTILE_PLAN: JSON.stringify(PLAN), TF_CPP_MIN_LOG_LEVEL: '2' },
-  });
-  let log = '';
-  child.stdout!.on('data', (d) => { log += d; });
-  child.stderr!.on('data', (d) => { log += d; });
-  mallory = { name: HOSTILE, child, stop: () => stopProcess(child) };
-  (fed as TestFederation & { malloryLog: () => string }).malloryLog = () => log;
+  mallory = spawnScript(HOSTILE, 'test/adversary/hostile-envoy.ts', ['--config', file], join(fed.dir, 'logs', `${HOSTILE}.log`),
+    { SECFLOW_HOSTILE_PLAN: JSON.stringify(PLAN) });
   await waitForOutput(mallory, /registered with the director/);
   malloryBus = await fed.connectAs(HOSTILE);
 });

@@ -4,6 +4,7 @@
  *   {"<experiment>": ["nan", "honest", "scale100", ...]}   (one mode per round; missing rounds are honest)
  * Modes: honest, nan, inf, wrong_shape, oversized, scale100, sign_flip, inflated (claims 1,000,000 examples),
  * flood (an honest update, and 10,000 malformed messages at the director while it trains).
+ * $SECFLOW_HOSTILE_REGISTER_EXAMPLES, if set, is the training-set size it registers with (a lie).
  *   node --import tsx test/adversary/hostile-envoy.ts --config envoy.yaml
  */
 import { randomBytes } from 'node:crypto';
@@ -60,7 +61,10 @@ class HostileEnvoy extends Envoy {
 const { values: args } = parseArgs({ options: { config: { type: 'string' } } });
 const config = loadEnvoyConfig(args.config!);
 const plan = JSON.parse(process.env.SECFLOW_HOSTILE_PLAN ?? '{}') as Record<string, HostileMode[]>;
-const envoy = new HostileEnvoy(config, loadShard(config.name, config.shard), plan);
+const shard = loadShard(config.name, config.shard);
+const claimed = Number(process.env.SECFLOW_HOSTILE_REGISTER_EXAMPLES ?? 0);
+if (claimed > 0) shard.descriptor = { ...shard.descriptor, counts: { ...shard.descriptor.counts, train: claimed } };
+const envoy = new HostileEnvoy(config, shard, plan);
 await envoy.start();
 const stop = () => void envoy.stop().then(() => process.exit(0));
 process.once('SIGTERM', stop);

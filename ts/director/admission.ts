@@ -13,7 +13,7 @@
  */
 import type { ExperimentConfig } from '../core/config/experiment.ts';
 import type { Trust } from '../core/trust/index.ts';
-import type { FlatWeights } from '../core/weights.ts';
+import { slicesOf, type FlatWeights } from '../core/weights.ts';
 import type { EnvoyRegistry } from './registry.ts';
 import type { ClientUpdate } from './strategies/index.ts';
 import { coordinateMedian } from './strategies/median.ts';
@@ -117,6 +117,15 @@ function cosineOf(a: Float32Array, b: Float32Array): number {
   let bb = 0;
   for (let i = 0; i < a.length; i++) { ab += a[i] * b[i]; aa += a[i] * a[i]; bb += b[i] * b[i]; }
   return aa === 0 || bb === 0 ? 1 : ab / Math.sqrt(aa * bb);
+}
+
+/** A new global model the director refuses to adopt: non-finite weights, or batch-norm variances below zero. */
+export function modelProblem(model: FlatWeights): string | undefined {
+  if (!model.values.every(Number.isFinite)) return 'the aggregate is not finite';
+  for (const t of slicesOf(model)) {
+    if (/moving_variance$/.test(t.name) && t.values.some((v) => v < 0)) return `the aggregate gives ${t.name} negative values`;
+  }
+  return undefined;
 }
 
 /** Under secure aggregation: the unmasked FedAvg delta must be finite and within the bound it can be held to. */

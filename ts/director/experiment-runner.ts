@@ -21,7 +21,7 @@ import { collectRound, type RoundCollection } from './round.ts';
 import { collectSecureRound } from './secure-round.ts';
 import { configDigest, RunFolder, type RunState } from './run-folder.ts';
 import { makeStrategy, type AggregationStrategy } from './strategies/index.ts';
-import { withWeightCap } from './admission.ts';
+import { modelProblem, withWeightCap } from './admission.ts';
 
 export interface RunnerDeps {
   bus: Bus;
@@ -89,15 +89,19 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
       logEnvoyMetrics(folder, round, collection);
       const dropped = collection.dropped.map((d) => d.envoy);
       const outcome = nextGlobal(strategy, global, collection, config, round);
-      if ('failure' in outcome) {
-        log.warn(outcome.failure + '; the global model stays as it was and the next round goes on');
+      const test = 'global' in outcome ? evaluateOnTest(deps, model, outcome.global, config) : undefined;
+      const failure = 'failure' in outcome ? outcome.failure
+        : test === 'broken' ? `round ${round + 1} failed: the aggregated model gives non-finite outputs on the test set` : undefined;
+      if (failure || !('global' in outcome) || test === 'broken') {
+        log.warn(failure + '; the global model stays as it was and the next round goes on');
+        writeWeights(model, global);
         state.failed_rounds.push(round);
         checkpoint(folder, state, round, global);
-        publish({ experiment: config.name, type: 'round_failed', round, rounds: config.rounds, message: outcome.failure, dropped });
+        publish({ experiment: config.name, type: 'round_failed', round, rounds: config.rounds, message: failure, dropped });
       } else {
         global = outcome.global;
-        writeWeights(model, global);
-        lastTest = evaluateOnTest(deps, model, folder, round, config) ?? lastTest;
+        if (test) logTest(deps, folder, round, test);
+        lastTest = test ?? lastTest;
         // Checkpoint before telling anyone: a director killed after the event must not redo the round.
         checkpoint(folder, state, round, global);
         publish({
@@ -134,7 +138,8 @@ function nextGlobal(strategy: AggregationStrategy, global: FlatWeights, collecti
   }
   const updates = strategy.name === 'fedavg' ? withWeightCap(collection.updates, config) : collection.updates;
   const next = strategy.aggregate(global, updates);
-  if (!next.values.every(Number.isFinite)) return { failure: `round ${round + 1} failed: the aggregate is not finite` };
+  const problem = modelProblem(next);
+  if (problem) return { failure: `round ${round + 1} failed: ${problem}` };
   return { global: next };
 }
 
@@ -161,18 +166,27 @@ async function waitForEnvoys(deps: RunnerDeps, config: ExperimentConfig): Promis
   }
 }
 
-function evaluateOnTest(deps: RunnerDeps, model: ReturnType<typeof buildModel>, folder: RunFolder, round: number, config: ExperimentConfig) {
+/**
+ * The candidate model (left written into `model`) on the director's test set: its metrics, undefined without
+ * a test set, or 'broken' when its loss is not finite (the round is then refused). A metric that is not
+ * finite otherwise (say ROC-AUC of a degenerate model) is reported and the round keeps no test metrics.
+ */
+function evaluateOnTest(deps: RunnerDeps, model: ReturnType<typeof buildModel>, candidate: FlatWeights, config: ExperimentConfig): ClassificationMetrics | 'broken' | undefined {
+  writeWeights(model, candidate);
   if (!deps.testSet || !config.evaluate_on_test) return undefined;
   const test = evaluate(model, deps.testSet);
-  // The director's own numbers must not fail its own events: a non-finite metric is reported, not sent.
+  if (!Number.isFinite(test.loss)) return 'broken';
   const bad = Object.entries(test).filter(([, v]) => typeof v === 'number' && !Number.isFinite(v)).map(([k]) => k);
   if (bad.length) {
-    deps.log.warn(`round ${round + 1}: the test evaluation gave non-finite ${bad.join(', ')}; no test metrics this round`);
+    deps.log.warn(`the test evaluation gave non-finite ${bad.join(', ')}; no test metrics this round`);
     return undefined;
   }
+  return test;
+}
+
+function logTest(deps: RunnerDeps, folder: RunFolder, round: number, test: ClassificationMetrics): void {
   folder.log({ round, scope: 'director', split: 'test', metrics: test });
   deps.log.info(`round ${round + 1}: test roc_auc=${test.roc_auc?.toFixed(4) ?? 'undefined (one class)'} accuracy=${test.accuracy.toFixed(4)}`);
-  return test;
 }
 
 function logEnvoyMetrics(folder: RunFolder, round: number, collection: RoundCollection): void {

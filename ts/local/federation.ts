@@ -58,6 +58,10 @@ export interface StartOptions extends LocalRunOptions {
   withoutPermissions?: boolean;
   /** Testing only: envoys provisioned (kits made, in the roster) but not started, e.g. a hostile participant. */
   idleEnvoys?: string[];
+  /** Testing only: start this envoy with another command (a hostile envoy); undefined: `secflow envoy start`. */
+  spawnEnvoy?: (name: string, configFile: string, logFile: string) => RoleProcess | undefined;
+  /** Whether the roster records each hospital's shard size as its max_examples (default true). */
+  provisionExamples?: boolean;
 }
 
 export async function startLocalFederation(o: StartOptions): Promise<LocalFederation> {
@@ -77,7 +81,7 @@ export async function startLocalFederation(o: StartOptions): Promise<LocalFedera
       if (o.natsUrl) throw new Error('an existing NATS server (--nats) needs --insecure: the secure federation provisions and runs its own');
       const secured = await provisionLocalFederation({
         dir: o.dir, federation: o.federation, envoys: [...o.envoys, ...(o.idleEnvoys ?? [])], withoutPermissions: o.withoutPermissions,
-        maxExamples: shardSizes(o),
+        maxExamples: o.provisionExamples === false ? undefined : shardSizes(o),
       });
       nats = secured.nats;
       kits = secured.provisioned.kits;
@@ -92,7 +96,10 @@ export async function startLocalFederation(o: StartOptions): Promise<LocalFedera
     const director = spawnRole('director', ['director', 'start', '--config', files.director], join(logs, 'director.log'));
     started.push(director);
     await waitForOutput(director, new RegExp(`federation '${o.federation}'`));
-    const envoys = files.envoys.map((file, i) => spawnRole(o.envoys[i], ['envoy', 'start', '--config', file], join(logs, `${o.envoys[i]}.log`)));
+    const envoys = files.envoys.map((file, i) => {
+      const log = join(logs, `${o.envoys[i]}.log`);
+      return o.spawnEnvoy?.(o.envoys[i], file, log) ?? spawnRole(o.envoys[i], ['envoy', 'start', '--config', file], log);
+    });
     started.push(...envoys);
     await Promise.all(envoys.map((e) => waitForOutput(e, /registered with the director/, o.registrationTimeoutMs)));
     scientist = await connectBus({ url: natsUrl, kit: kits?.[LOCAL_SCIENTIST], insecure: !kits, name: LOCAL_SCIENTIST, federation: o.federation },
@@ -104,7 +111,7 @@ export async function startLocalFederation(o: StartOptions): Promise<LocalFedera
   }
 }
 
-export async function runLocalFederation(o: LocalRunOptions): Promise<LocalRun> {
+export async function runLocalFederation(o: StartOptions): Promise<LocalRun> {
   let federation: LocalFederation | undefined;
   const onSigint = () => void federation?.stop().then(() => process.exit(130));
   process.once('SIGINT', onSigint);

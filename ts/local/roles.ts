@@ -12,8 +12,19 @@ export interface RoleProcess { name: string; child: ChildProcess; stop(): Promis
 
 /** Runs `secflow <args>` with its output appended to logFile. */
 export function spawnRole(name: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): RoleProcess {
+  return spawnLogged(name, SECFLOW_BIN, args, logFile, env, undefined);
+}
+
+/** Runs a TypeScript script of this repository under Node with tsx (test and bench helpers, e.g. a hostile envoy). */
+export function spawnScript(name: string, script: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): RoleProcess {
+  // From the repository, where `--import tsx` resolves.
+  return spawnLogged(name, process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], logFile, env, ROOT);
+}
+
+function spawnLogged(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv, cwd: string | undefined): RoleProcess {
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(SECFLOW_BIN, args, {
+  const child = spawn(command, args, {
+    cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '2', ...env },
   });
