@@ -19,6 +19,8 @@ export interface IgOptions {
   cosine?: 'global' | 'per-layer';
   /** Observed batch-norm statistics (bn-statistics.ts) and the weight of matching them. */
   bnStatistics?: { target: BatchMoments[]; weight: number };
+  /** Pixel box (default [0, 1]); feature inversion searches a wider one, since its features hide the scale. */
+  box?: [number, number];
   onIteration?: (restart: number, iteration: number, loss: number) => void;
 }
 
@@ -60,6 +62,7 @@ function oneRestart(s: AttackSetting, objective: AttackObjective, o: IgOptions, 
   let v: TF.Tensor4D = tf.zerosLike(x);
   const milestones = [3 / 8, 5 / 8, 7 / 8].map((f) => Math.floor(f * o.iterations));
   const valueAndGrad = tf.valueAndGrad(objective as (x: TF.Tensor) => TF.Scalar);
+  const [lo, hi] = o.box ?? [0, 1];
   for (let t = 1; t <= o.iterations; t++) {
     const lr = o.learningRate * 0.1 ** milestones.filter((k) => t > k).length;
     const [nx, nm, nv, loss] = tf.tidy(() => {
@@ -68,7 +71,7 @@ function oneRestart(s: AttackSetting, objective: AttackObjective, o: IgOptions, 
       const m1 = tf.add(tf.mul(m, 0.9), tf.mul(g, 0.1));
       const v1 = tf.add(tf.mul(v, 0.999), tf.mul(tf.square(g), 0.001));
       const stepDir = tf.div(tf.div(m1, 1 - 0.9 ** t), tf.add(tf.sqrt(tf.div(v1, 1 - 0.999 ** t)), 1e-8));
-      return [tf.clipByValue(tf.sub(x, tf.mul(stepDir, lr)), 0, 1) as TF.Tensor4D, m1 as TF.Tensor4D, v1 as TF.Tensor4D, value];
+      return [tf.clipByValue(tf.sub(x, tf.mul(stepDir, lr)), lo, hi) as TF.Tensor4D, m1 as TF.Tensor4D, v1 as TF.Tensor4D, value];
     });
     tf.dispose([x, m, v]);
     [x, m, v] = [nx as TF.Tensor4D, nm as TF.Tensor4D, nv as TF.Tensor4D];
