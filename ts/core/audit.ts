@@ -23,6 +23,8 @@ export const AuditUpdateSchema = z.object({
   /** As aggregated: capped by admission, possibly fractional under a weight cap. */
   examples: z.number().nonnegative(),
   file: z.string(),
+  /** A secure aggregate: each member's FedAvg weight in it (summing to 1), which the director knows. */
+  weights: z.record(z.number().nonnegative()).optional(),
 }).strict();
 
 export const AuditRecordSchema = z.object({
@@ -62,13 +64,13 @@ export function auditRoundDir(runDir: string, round: number, kind: AuditKind): s
 }
 
 export function writeAuditRecord(dir: string, record: Omit<AuditRecord, 'sent' | 'updates'>, sent: FlatWeights,
-  updates: { envoys: string[]; examples: number; delta: FlatWeights }[]): AuditRecord {
+  updates: { envoys: string[]; examples: number; delta: FlatWeights; weights?: Record<string, number> }[]): AuditRecord {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'sent.weights'), encodeWeights(sent));
   const entries = updates.map((u, i) => {
     const file = record.view === 'aggregate' ? 'aggregate.weights' : `update-${safeName(u.envoys[0] ?? String(i))}.weights`;
     writeFileSync(join(dir, file), encodeWeights(u.delta));
-    return { envoys: u.envoys, examples: u.examples, file };
+    return { envoys: u.envoys, examples: u.examples, file, ...(u.weights ? { weights: u.weights } : {}) };
   });
   const full: AuditRecord = { ...record, sent: 'sent.weights', updates: entries };
   writeFileSync(join(dir, 'record.json'), JSON.stringify(full, null, 2) + '\n');

@@ -34,6 +34,7 @@ export function recordReceived(runDir: string, kind: AuditKind, round: number, c
     envoys: aggregate ? collection.results.map((r) => r.envoy) : [u.envoy],
     examples: u.examples,
     delta: u.delta,
+    ...(u.members ? { weights: normalized(u.members) } : {}),
   })));
   return dir;
 }
@@ -46,4 +47,9 @@ export async function runProbe(collect: Collect, ctx: RoundContext & { global: F
   const problems = [collection.failure, ...collection.dropped.map((d) => `${d.envoy}: ${d.reason}`)].filter(Boolean);
   if (problems.length) ctx.log.warn(`round ${ctx.round + 1}: audit probe incomplete (${problems.join('; ')})`);
   if (dir) ctx.log.info(`round ${ctx.round + 1}: audit probe recorded in ${dir}`);
+}
+
+function normalized(examples: Record<string, number>): Record<string, number> {
+  const total = Object.values(examples).reduce((a, b) => a + b, 0);
+  return Object.fromEntries(Object.entries(examples).map(([e, n]) => [e, n / total]));
 }

@@ -48,7 +48,10 @@ export async function collectSecureRound(ctx: SecureRoundContext): Promise<Round
     const aggregate = await session.run();
     const problem = aggregateProblem(aggregate.delta, ctx.config.aggregation.max_update_norm, aggregate.errorBound);
     if (problem) throw new RoundFailure(`${problem} (secure sum of ${aggregate.included.join(', ')})`);
-    collection.updates.push({ envoy: `secure sum of ${aggregate.included.length}`, examples: aggregate.examples, delta: { manifest: ctx.global.manifest, values: aggregate.delta } });
+    collection.updates.push({
+      envoy: `secure sum of ${aggregate.included.length}`, examples: aggregate.examples, delta: { manifest: ctx.global.manifest, values: aggregate.delta },
+      members: Object.fromEntries(aggregate.included.map((e) => [e, plan.examples.get(e)!])),
+    });
     collection.contributors = aggregate.included.length;
     collection.results = aggregate.included.map((e) => session.results.get(e)).filter((r): r is TrainResult => !!r);
     ctx.log.info(`round ${ctx.round + 1}: secure sum of ${aggregate.included.join(', ')}` +

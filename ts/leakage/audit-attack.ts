@@ -33,10 +33,19 @@ export function auditedRunConfig(recordDir: string, envoy: string, truthPaths: s
     localOptimizer: training.optimizer,
     localMomentum: training.optimizer === 'sgd' ? training.momentum : undefined,
     saved: { sent: readAuditWeights(recordDir, record.sent), delta: readAuditWeights(recordDir, update.file) },
+    // A secure aggregate is the weighted sum of each envoy's own update (own batch, own batch-norm statistics).
+    ...(record.view === 'aggregate' && update.envoys.length > 1 ? { aggregateWeights: aggregateWeightsOf(update, truths) } : {}),
     // The director knows the experiment: statistics over the whole shard say nothing about the batch, and
     // matching them as if they were the batch's would only mislead the attack.
     ...(training.batch_norm_statistics === 'shard' ? { bnStatisticsWeight: 0 } : {}),
   };
+}
+
+/** Each member's FedAvg weight, in the order of the truths; equal weights for a record from before they were kept. */
+function aggregateWeightsOf(update: AuditRecord['updates'][number], truths: AuditTruth[]): number[] {
+  const counts = new Set(truths.map((t) => t.labels.length));
+  if (counts.size !== 1) throw new Error(`the envoys in this aggregate trained on ${[...counts].join(', ')} images: the attack models equal batches`);
+  return truths.map((t) => update.weights?.[t.envoy] ?? 1 / truths.length);
 }
 
 /** Where a local run's audit records are: the director's run folder and the envoys' audit folders (ts/local). */

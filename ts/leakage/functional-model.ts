@@ -212,3 +212,38 @@ export function weightGradients(p: ConvNetParams, x: TF.Tensor4D, labels: TF.Ten
     return kl && beta > 0 ? tf.add(ce, tf.mul(kl, beta)) as TF.Scalar : ce;
   })(trainable);
 }
+
+/**
+ * What a secure aggregate of one-image updates reveals: Σᵢ wᵢ · gradient(xᵢ), each image's gradient taken on
+ * its own (its own batch-norm statistics, its own envoy), weighted as FedAvg weighed the envoys. Not the
+ * gradient of one joint batch, which is what the aggregate would be only if one envoy had trained on all.
+ */
+export function aggregateGradients(p: ConvNetParams, x: TF.Tensor4D, labels: TF.Tensor2D, a: { weights: number[]; groupSize: number }, mode: BnMode): TF.Tensor[] {
+  const [n, h, w, c] = x.shape;
+  const k = a.groupSize;
+  if (a.weights.length * k !== n) throw new Error(`${a.weights.length} envoys of ${k} images each, but ${n} images`);
+  const per = a.weights.map((we, e) =>
+    weightGradients(p, tf.slice(x, [e * k, 0, 0, 0], [k, h, w, c]), tf.slice(labels, [e * k, 0], [k, -1]), mode).map((g) => tf.mul(g, we)));
+  return per[0].map((_, i) => tf.addN(per.map((g) => g[i])));
+}
+
+/** The batch statistics a secure aggregate carries: Σₑ wₑ · moments(batchₑ) (see aggregateGradients). */
+export function aggregateMoments(p: ConvNetParams, x: TF.Tensor4D, a: { weights: number[]; groupSize: number }): BatchMoments[] {
+  const [, h, w, c] = x.shape;
+  const per = a.weights.map((we, e) => batchMoments(p, tf.slice(x, [e * a.groupSize, 0, 0, 0], [a.groupSize, h, w, c]))
+    .map((m) => ({ mean: tf.mul(m.mean, we) as TF.Tensor1D, variance: tf.mul(m.variance, we) as TF.Tensor1D })));
+  return per[0].map((_, i) => ({ mean: tf.addN(per.map((m) => m[i].mean)) as TF.Tensor1D, variance: tf.addN(per.map((m) => m[i].variance)) as TF.Tensor1D }));
+}
+
+/**
+ * The conv blocks' weight gradients when the gradient arriving at their output (the flattened features)
+ * is `upstream`: ∂⟨features(x), upstream⟩/∂θ. With `upstream` read off an update (PRECODE's encoder gives it
+ * exactly), these are the envoy's own conv gradients, whatever the stochastic layer after them did.
+ */
+export function convGradients(p: ConvNetParams, x: TF.Tensor4D, upstream: TF.Tensor2D, mode: BnMode): TF.Tensor[] {
+  const conv = p.convs.flatMap((k, i) => [k, p.gammas[i], p.betas[i]]);
+  return tf.grads((...w: TF.Tensor[]) => {
+    const q = { ...p, convs: p.convs.map((_, i) => w[3 * i] as TF.Tensor4D), gammas: p.gammas.map((_, i) => w[3 * i + 1] as TF.Tensor1D), betas: p.betas.map((_, i) => w[3 * i + 2] as TF.Tensor1D) };
+    return tf.sum(tf.mul(convFeatures(q, x, mode), upstream)) as TF.Scalar;
+  })(conv);
+}

@@ -23,13 +23,23 @@ import { dlg } from './attacks/dlg.ts';
 import { invertingGradients } from './attacks/inverting-gradients.ts';
 import { multiStepAttack, observeUpdate } from './attacks/multi-step.ts';
 import { observedMoments } from './attacks/bn-statistics.ts';
-import { precodeAdaptiveAttack } from './attacks/precode-adaptive.ts';
+import { analyticAttack } from './attacks/analytic.ts';
+import { FEATURE_INVERSION_DEFAULTS } from './attacks/feature-inversion.ts';
+import { precodeIgnoreAttack } from './attacks/precode-ignore.ts';
 import { applyIntensityPrior, intensityPrior } from './attacks/intensity-prior.ts';
 import { meanImage } from './metrics.ts';
 import { type ImageScore, scoreBatch, split, summarize, type ScoreSummary } from './score.ts';
 import { writeGrid } from './grid.ts';
 
-export type AttackName = 'dlg' | 'dlg-adam' | 'ig' | 'multistep' | 'precode-adaptive';
+/**
+ * 'analytic': linear-layer leakage + feature inversion (attacks/analytic.ts), on any ConvNetBN, PRECODE or not;
+ * 'precode-adaptive' is its earlier name on PRECODE models. 'precode-ignore': matching the conv blocks' gradients
+ * under the upstream gradient PRECODE's encoder reveals (attacks/precode-ignore.ts).
+ */
+export type AttackName = 'dlg' | 'dlg-adam' | 'ig' | 'multistep' | 'analytic' | 'precode-adaptive' | 'precode-ignore';
+
+/** Attacks that read the scale off batch norm's epsilon themselves (no intensity prior) and need no labels. */
+const ANALYTIC: AttackName[] = ['analytic', 'precode-adaptive'];
 
 export interface LeakageRunConfig {
   attack: AttackName;
@@ -41,6 +51,13 @@ export interface LeakageRunConfig {
   batch: number;
   /** Training-set images for the no-information floor's mean image. */
   floorImages: Float32Array;
+  /**
+   * The observation is a secure aggregate: envoy e trained on `batch / weights.length` of the images, in order,
+   * and FedAvg weighed its update by weights[e] (AttackSetting.aggregate).
+   */
+  aggregateWeights?: number[];
+  /** Feature inversion's L-BFGS iterations after its Adam phase (analytic attack). */
+  polishIterations?: number;
   iterations: number;
   restarts: number;
   learningRate: number;
@@ -95,7 +112,11 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
   const shape: [number, number, number] = [c.model.input_size[0], c.model.input_size[1], c.model.channels];
   const pixels = sizeOf(shape);
   const params = c.saved ? paramsFromFlat(c.saved.sent) : c.weights ? paramsFromFlat(c.weights) : untrainedParams(c);
-  const s: AttackSetting = { params, mode: c.bnMode, imageShape: shape, batch: c.batch, numClasses: c.model.num_classes };
+  const s: AttackSetting = {
+    params, mode: c.bnMode, imageShape: shape, batch: c.batch, numClasses: c.model.num_classes,
+    ...(c.aggregateWeights ? { aggregate: { weights: c.aggregateWeights, groupSize: c.batch / c.aggregateWeights.length } } : {}),
+  };
+  if (s.aggregate && !Number.isInteger(s.aggregate.groupSize)) throw new Error(`${c.batch} images cannot be split among ${c.aggregateWeights!.length} envoys`);
   const truths = split(c.images, pixels);
   const floorMean = meanImage(c.floorImages, pixels);
   const scores: ImageScore[] = [];
@@ -104,7 +125,7 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
   let seconds = 0;
   let iterations = 0;
   const bn = bnStatisticsOf(c, s);
-  const prior = c.intensityPrior !== false && c.bnMode === 'train' && !bn ? intensityPrior(c.floorImages, pixels) : undefined;
+  const prior = c.intensityPrior !== false && c.bnMode === 'train' && !bn && !ANALYTIC.includes(c.attack) ? intensityPrior(c.floorImages, pixels) : undefined;
   for (let start = 0; start + c.batch <= truths.length; start += c.batch) {
     const images = c.images.slice(start * pixels, (start + c.batch) * pixels);
     const labels = c.labels.slice(start, start + c.batch);
@@ -112,7 +133,7 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
     const estimate = recoverLabels(gradientEstimate(c, biasGradient(observed)), meanPrediction(s, c.seed), c.batch);
     const recovered = searchesLabels(c) ? bestLabels(c, s, observed, estimate, start, bn) : estimate;
     correctLabels += countMatches(recovered, labels);
-    const r = attack(c, s, observed, recovered, start, bn);
+    const r = attack(c, s, observed, recovered, start, bn, floorMean);
     tf.dispose(observed);
     seconds += r.seconds;
     iterations += r.iterations;
@@ -170,15 +191,25 @@ function observe(c: LeakageRunConfig, s: AttackSetting, images: Float32Array, la
   return observeGradients(s, images, labels);
 }
 
-function attack(c: LeakageRunConfig, s: AttackSetting, observed: TF.Tensor[], labels: Int32Array, salt: number, bnStatistics: BnStatistics | undefined) {
+function attack(c: LeakageRunConfig, s: AttackSetting, observed: TF.Tensor[], labels: Int32Array, salt: number, bnStatistics: BnStatistics | undefined, floorMean?: Float32Array) {
   const seed = c.seed * 7919 + salt;
   const ig = { iterations: c.iterations, restarts: c.restarts, learningRate: c.learningRate, tvWeight: c.tvWeight, seed, onIteration: undefined, bnStatistics };
   switch (c.attack) {
+    case 'analytic':
+    case 'precode-adaptive': {
+      if (c.attack === 'precode-adaptive' && !s.params.precode) throw new Error('precode-adaptive attacks a model with PRECODE; use analytic for any model');
+      // The first restart starts at the training set's mean image (dataset knowledge, like the floor's).
+      const start = floorMean && Float32Array.from({ length: s.batch * floorMean.length }, (_, i) => floorMean[i % floorMean.length]);
+      return analyticAttack(s, observed, labels, {
+        ...FEATURE_INVERSION_DEFAULTS, iterations: c.iterations, restarts: c.restarts, learningRate: c.learningRate, seed, bnStatistics, start,
+        polishIterations: c.polishIterations ?? FEATURE_INVERSION_DEFAULTS.polishIterations,
+      });
+    }
+    case 'precode-ignore': return precodeIgnoreAttack(s, observed, labels, ig);
     case 'dlg': return dlg(s, observed, labels, { optimizer: 'lbfgs', iterations: c.iterations, seed });
     case 'dlg-adam': return dlg(s, observed, labels, { optimizer: 'adam', iterations: c.iterations, learningRate: c.learningRate, seed });
     case 'ig': return invertingGradients(s, observed, labels, ig);
     case 'multistep': return multiStepAttack(s, observed, labels, localSteps(c), ig);
-    case 'precode-adaptive': return precodeAdaptiveAttack(s, observed, labels, ig);
   }
 }
 
@@ -187,7 +218,7 @@ type BnStatistics = { target: BatchMoments[]; weight: number };
 /** What the update's batch-norm statistics tell, when it is one training-mode step and the attack can use it. */
 function bnStatisticsOf(c: LeakageRunConfig, s: AttackSetting): BnStatistics | undefined {
   const weight = c.bnStatisticsWeight ?? 10;
-  if (!c.saved || !['ig', 'precode-adaptive'].includes(c.attack) || c.bnMode !== 'train' || c.localSteps !== 1 || weight <= 0) return undefined;
+  if (!c.saved || !['ig', 'analytic', 'precode-adaptive', 'precode-ignore'].includes(c.attack) || c.bnMode !== 'train' || c.localSteps !== 1 || weight <= 0) return undefined;
   const target = observedMoments(s.params, c.saved.delta);
   return target && { target, weight };
 }
@@ -195,7 +226,7 @@ function bnStatisticsOf(c: LeakageRunConfig, s: AttackSetting): BnStatistics | u
 const LABEL_SEARCH_MAX_BATCH = 3;
 
 function searchesLabels(c: LeakageRunConfig): boolean {
-  return c.labelSearch !== false && c.batch >= 2 && c.batch <= LABEL_SEARCH_MAX_BATCH;
+  return c.labelSearch !== false && c.batch >= 2 && c.batch <= LABEL_SEARCH_MAX_BATCH && !ANALYTIC.includes(c.attack);
 }
 
 /**

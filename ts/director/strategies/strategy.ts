@@ -6,7 +6,13 @@
  */
 import type { FlatWeights } from '../../core/weights.ts';
 
-export interface ClientUpdate { envoy: string; examples: number; delta: FlatWeights }
+export interface ClientUpdate {
+  envoy: string;
+  examples: number;
+  delta: FlatWeights;
+  /** A secure aggregate's members and the example counts each was weighed by (the director knows them). */
+  members?: Record<string, number>;
+}
 
 export interface AggregationStrategy {
   readonly name: string;

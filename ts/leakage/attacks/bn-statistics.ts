@@ -11,7 +11,7 @@ import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../../core/tf.ts';
 import { BN_MOMENTUM } from '../../core/model.ts';
 import { sliceNamed, type FlatWeights } from '../../core/weights.ts';
-import { batchMoments, type BatchMoments, type ConvNetParams } from '../functional-model.ts';
+import { aggregateMoments, batchMoments, type BatchMoments, type ConvNetParams } from '../functional-model.ts';
 
 /** The batch statistics of a one-step update, or undefined if the update does not carry them. */
 export function observedMoments(sent: ConvNetParams, delta: FlatWeights): BatchMoments[] | undefined {
@@ -27,9 +27,12 @@ export function observedMoments(sent: ConvNetParams, delta: FlatWeights): BatchM
   return moments.some((m, i) => tf.tidy(() => tf.any(tf.notEqual(m.mean, sent.movingMeans[i])).dataSync()[0])) ? moments : undefined;
 }
 
-/** Relative squared distance between the dummy batch's statistics and the observed ones, summed over layers. */
-export function momentsDistance(p: ConvNetParams, x: TF.Tensor4D, target: BatchMoments[]): TF.Scalar {
-  const dummy = batchMoments(p, x);
+/**
+ * Relative squared distance between the dummy batch's statistics and the observed ones, summed over layers.
+ * For a secure aggregate the observed ones are the envoys' statistics mixed by their weights, and so are the dummy's.
+ */
+export function momentsDistance(p: ConvNetParams, x: TF.Tensor4D, target: BatchMoments[], aggregate?: { weights: number[]; groupSize: number }): TF.Scalar {
+  const dummy = aggregate ? aggregateMoments(p, x, aggregate) : batchMoments(p, x);
   const rel = (a: TF.Tensor1D, b: TF.Tensor1D) => tf.div(tf.sum(tf.squaredDifference(a, b)), tf.add(tf.sum(tf.square(b)), 1e-12));
   return tf.addN(dummy.flatMap((m, i) => [rel(m.mean, target[i].mean), rel(m.variance, target[i].variance)])) as TF.Scalar;
 }

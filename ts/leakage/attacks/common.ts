@@ -5,7 +5,7 @@
  */
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../../core/tf.ts';
-import { type BnMode, type ConvNetParams, weightGradients } from '../functional-model.ts';
+import { aggregateGradients, type BnMode, type ConvNetParams, weightGradients } from '../functional-model.ts';
 
 export interface AttackSetting {
   /** The weights the attacker (the director) sent to the envoy. */
@@ -16,6 +16,17 @@ export interface AttackSetting {
   imageShape: [number, number, number];
   batch: number;
   numClasses: number;
+  /**
+   * Set when the observation is a secure aggregate: envoy e trained on images [e·k, (e+1)·k) (k = groupSize)
+   * and FedAvg weighed its update by weights[e] (the director knows both). The attack then models
+   * Σₑ wₑ · gradient(batchₑ), each envoy's batch with its own batch-norm statistics.
+   */
+  aggregate?: { weights: number[]; groupSize: number };
+}
+
+/** The gradient the observation holds for a dummy batch: of the joint batch, or the weighted aggregate. */
+export function modelGradients(s: AttackSetting, x: TF.Tensor4D, labels: TF.Tensor2D): TF.Tensor[] {
+  return s.aggregate ? aggregateGradients(s.params, x, labels, s.aggregate, s.mode) : weightGradients(s.params, x, labels, s.mode);
 }
 
 export interface Reconstruction {
@@ -34,7 +45,7 @@ export function oneHot(labels: Int32Array, numClasses: number): TF.Tensor2D {
 
 /** The envoy's gradient on a batch: what a single-step update reveals (victim side; for tests and benches). */
 export function observeGradients(s: AttackSetting, images: Float32Array, labels: Int32Array): TF.Tensor[] {
-  return tf.tidy(() => weightGradients(s.params, tf.tensor4d(images, [s.batch, ...s.imageShape]), oneHot(labels, s.numClasses), s.mode));
+  return tf.tidy(() => modelGradients(s, tf.tensor4d(images, [s.batch, ...s.imageShape]), oneHot(labels, s.numClasses)));
 }
 
 /** DLG's distance: squared L2 between gradients, summed over layers. */

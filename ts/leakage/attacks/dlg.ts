@@ -5,9 +5,8 @@
  */
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../../core/tf.ts';
-import { weightGradients } from '../functional-model.ts';
 import { lbfgs } from '../optim/lbfgs.ts';
-import { type AttackSetting, clip01, dummyImages, l2Distance, oneHot, type Reconstruction } from './common.ts';
+import { type AttackSetting, clip01, dummyImages, l2Distance, modelGradients, oneHot, type Reconstruction } from './common.ts';
 
 export interface DlgOptions {
   optimizer: 'lbfgs' | 'adam';
@@ -23,7 +22,7 @@ export interface DlgOptions {
 /** The DLG objective and its gradient w.r.t. the dummy images. */
 export function dlgObjective(s: AttackSetting, observed: TF.Tensor[], labels: Int32Array) {
   const y = oneHot(labels, s.numClasses);
-  const loss = (x: TF.Tensor) => l2Distance(weightGradients(s.params, x as TF.Tensor4D, y, s.mode), observed);
+  const loss = (x: TF.Tensor) => l2Distance(modelGradients(s, x as TF.Tensor4D, y), observed);
   return {
     valueAndGrad: (x: Float32Array | Float64Array): { value: number; grad: Float32Array } => tf.tidy(() => {
       const { value, grad } = tf.valueAndGrad(loss)(tf.tensor4d(Float32Array.from(x), [s.batch, ...s.imageShape]));

@@ -6,9 +6,9 @@
  */
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../../core/tf.ts';
-import { type BatchMoments, weightGradients } from '../functional-model.ts';
+import type { BatchMoments } from '../functional-model.ts';
 import { momentsDistance } from './bn-statistics.ts';
-import { type AttackSetting, cosineDistance, dummyImages, oneHot, type Reconstruction, totalVariation } from './common.ts';
+import { type AttackSetting, cosineDistance, dummyImages, modelGradients, oneHot, type Reconstruction, totalVariation } from './common.ts';
 
 export interface IgOptions {
   iterations: number;
@@ -21,6 +21,8 @@ export interface IgOptions {
   bnStatistics?: { target: BatchMoments[]; weight: number };
   /** Pixel box (default [0, 1]); feature inversion searches a wider one, since its features hide the scale. */
   box?: [number, number];
+  /** Where restart 0 starts (default: uniform noise like the others), e.g. the training set's mean image. */
+  start?: Float32Array;
   onIteration?: (restart: number, iteration: number, loss: number) => void;
 }
 
@@ -31,9 +33,9 @@ export type AttackObjective = (x: TF.Tensor4D) => TF.Scalar;
 
 export function igObjective(s: AttackSetting, observed: TF.Tensor[], labels: TF.Tensor2D, o: IgOptions): AttackObjective {
   return (x) => {
-    const loss = tf.add(cosineDistance(weightGradients(s.params, x, labels, s.mode), observed, o.cosine), tf.mul(o.tvWeight, totalVariation(x)));
+    const loss = tf.add(cosineDistance(modelGradients(s, x, labels), observed, o.cosine), tf.mul(o.tvWeight, totalVariation(x)));
     const bn = o.bnStatistics;
-    return (bn ? tf.add(loss, tf.mul(bn.weight, momentsDistance(s.params, x, bn.target))) : loss) as TF.Scalar;
+    return (bn ? tf.add(loss, tf.mul(bn.weight, momentsDistance(s.params, x, bn.target, s.aggregate))) : loss) as TF.Scalar;
   };
 }
 
@@ -57,7 +59,7 @@ export function boxedSignedAdam(s: AttackSetting, objective: AttackObjective, la
 
 function oneRestart(s: AttackSetting, objective: AttackObjective, o: IgOptions, restart: number) {
   const shape: [number, number, number, number] = [s.batch, ...s.imageShape];
-  let x = tf.tensor4d(dummyImages(s, o.seed * 1009 + restart), shape);
+  let x = tf.tensor4d(restart === 0 && o.start ? o.start : dummyImages(s, o.seed * 1009 + restart), shape);
   let m: TF.Tensor4D = tf.zerosLike(x);
   let v: TF.Tensor4D = tf.zerosLike(x);
   const milestones = [3 / 8, 5 / 8, 7 / 8].map((f) => Math.floor(f * o.iterations));

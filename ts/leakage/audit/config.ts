@@ -9,12 +9,17 @@ import { ModelSpecSchema, SecAggSchema, TrainingSchema } from '../../core/config
 /** The attack papers' setting: one plain SGD step on one image (a single-image update). */
 export const SINGLE_IMAGE_PROBE = { examples_per_round: 1, batch_size: 1, local_epochs: 1, optimizer: 'sgd', momentum: 0, learning_rate: 0.001 } as const;
 
+/**
+ * One attack of the sweep. 'analytic' (linear-layer leakage + feature inversion) runs on every configuration;
+ * 'precode-ignore' (matching the conv blocks' gradients, PRECODE's stochastic layer left out) on PRECODE ones.
+ */
 const AttackSpecSchema = z.object({
-  attack: z.enum(['ig', 'dlg', 'dlg-adam']),
+  attack: z.enum(['ig', 'dlg', 'dlg-adam', 'analytic', 'precode-ignore']),
   iterations: z.number().int().positive().default(1000),
   restarts: z.number().int().positive().default(1),
   learning_rate: z.number().positive().default(0.1),
   tv_weight: z.number().min(0).default(1e-4),
+  polish_iterations: z.number().int().min(0).optional().describe('analytic: L-BFGS iterations after the Adam phase'),
 }).strict();
 export type AttackSpec = z.infer<typeof AttackSpecSchema>;
 
@@ -66,7 +71,10 @@ export const AuditSweepSchema = z.object({
   model: ModelSpecSchema.partial().default({ width: 16, seed: 1 }),
   training: TrainingSchema.partial().default({ optimizer: 'adam', learning_rate: 0.001, local_epochs: 1, batch_size: 32, class_weighting: true }),
   probe: TrainingSchema.partial().default(SINGLE_IMAGE_PROBE),
-  attacks: z.array(AttackSpecSchema).min(1).default([{ attack: 'ig', iterations: 1000 }, { attack: 'dlg', iterations: 300 }]),
+  attacks: z.array(AttackSpecSchema).min(1).default([
+    { attack: 'ig', iterations: 1000 }, { attack: 'dlg', iterations: 300 },
+    { attack: 'analytic', iterations: 2000, restarts: 4 }, { attack: 'precode-ignore', iterations: 1000 },
+  ]),
   attack_envoys: z.number().int().min(1).default(1).describe('attack the probes of this many envoys per round (first by name)'),
   configurations: z.array(ConfigurationSchema).min(1).default(DEFAULT_CONFIGURATIONS),
 }).strict();

@@ -30,18 +30,24 @@ export interface ConfigurationResult {
   /** The largest per-envoy epsilon reported under DP-SGD (at the experiment's delta), if DP was on. */
   dp_epsilon?: number;
   attacks: AttackScore[];
+  /** Over every attack (analytic and adaptive ones included), round and image. */
   leakage: {
     psnr_mean: number;
-    /** The best-reconstructed image over all rounds and standard attacks: the worst case for the envoys. */
+    /** The best-reconstructed image: the worst case for the envoys. */
     psnr_worst_case: number;
     ssim_mean: number;
     ssim_worst_case: number;
-    /** Largest per-image PSNR minus that image's floor, over all rounds and standard attacks. */
+    /** Largest per-image PSNR minus that image's floor. */
     psnr_gap_max_db: number;
     psnr_gap_mean_db: number;
   };
-  /** The same for the adaptive attack(s), when the configuration has one (PRECODE). */
-  adaptive?: { psnr_gap_max_db: number; psnr_worst_case: number };
+  /** What the configuration is judged by: leakage.psnr_gap_max_db, and the attack that reached it. */
+  worst_gap_db: number;
+  worst_attack: string;
+  /** Each attack's own worst gap and best PSNR. */
+  by_attack: Record<string, { psnr_gap_max_db: number; psnr_worst_case: number }>;
+  /** The attack with the largest gap in each round. */
+  round_winners: { round: number; attack: string; gap_db: number }[];
   run_dir: string;
   seconds: number;
 }

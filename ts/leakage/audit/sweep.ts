@@ -25,8 +25,8 @@ export async function runSweep(sweep: AuditSweep, dataPath: string, say: Say, pr
   for (const [i, c] of sweep.configurations.entries()) {
     say(`\n[${i + 1}/${sweep.configurations.length}] ${c.name}: ${c.description || 'no description'}`);
     const result = await runConfiguration(sweep, c, dataPath, floorImages, say);
-    say(`  ${c.name}: test ROC-AUC ${result.utility.roc_auc.toFixed(4)}; worst-case PSNR ${result.leakage.psnr_worst_case.toFixed(2)} dB, ` +
-      `gap above the floor ${result.leakage.psnr_gap_max_db.toFixed(2)} dB` + (result.adaptive ? `; adaptive attack gap ${result.adaptive.psnr_gap_max_db.toFixed(2)} dB` : ''));
+    say(`  ${c.name}: test ROC-AUC ${result.utility.roc_auc.toFixed(4)}; worst-case PSNR ${result.leakage.psnr_worst_case.toFixed(2)} dB (${result.worst_attack}), ` +
+      `gap above the floor ${result.worst_gap_db.toFixed(2)} dB`);
     configurations.push(result);
     progress?.({ sweep: sweep.name, created_at: created, data: dataPath, configurations: [...configurations] });
   }
@@ -58,17 +58,14 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
   const runDir = final.run_dir!;
   const run = { runDir, envoyAudit: files.envoyAudit, federation: FEDERATION, experiment: config.name };
   const attacks: AttackScore[] = [];
-  const adaptive: AttackScore[] = [];
   for (let round = 0; round < config.rounds; round++) {
     const recordDir = auditRoundDir(runDir, round, 'probe');
     if (!existsSync(join(recordDir, 'record.json'))) { say(`  round ${round + 1}: no probe record (the probe failed); skipped`); continue; }
     for (const target of targetsOf(readAuditRecord(recordDir).view, envoys, sweep.attack_envoys)) {
       const outDir = join(dir, 'attacks', `round-${round + 1}-${target.length > 1 ? 'aggregate' : target[0]}`);
-      const attack = (spec: AttackSpec | AdaptiveSpec) =>
+      const attack = (spec: AttackSpec) =>
         scored(probeAttackConfig(run, round, target, attackSettings(spec)), spec.attack, round, target, floorImages, outDir, sweep.out, say);
-      for (const spec of sweep.attacks) attacks.push(await attack(spec));
-      // The adaptive attack inverts one envoy's update; a secure aggregate mixes several.
-      if (config.model.precode.enabled && target.length === 1) adaptive.push(await attack({ ...sweep.attacks[0], attack: 'precode-adaptive' }));
+      for (const spec of sweep.attacks.filter((a) => applies(a, config.model.precode.enabled, target))) attacks.push(await attack(spec));
     }
   }
   return {
@@ -79,8 +76,7 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
     },
     utility: { roc_auc: final.test.roc_auc, accuracy: final.test.accuracy, sensitivity: final.test.sensitivity, specificity: final.test.specificity },
     dp_epsilon: maxEpsilon(runDir),
-    attacks, leakage: summarizeLeakage(attacks),
-    ...(adaptive.length ? { adaptive: worstOf(summarizeLeakage(adaptive)) } : {}),
+    attacks, ...judged(attacks),
     run_dir: runDir, seconds: (performance.now() - started) / 1000,
   };
 }
@@ -90,10 +86,16 @@ function targetsOf(view: 'updates' | 'aggregate', envoys: string[], k: number): 
   return view === 'aggregate' ? [envoys] : envoys.slice(0, k).map((e) => [e]);
 }
 
-type AdaptiveSpec = Omit<AttackSpec, 'attack'> & { attack: 'precode-adaptive' };
+/** precode-ignore reads one envoy's upstream gradient off PRECODE's encoder; every other attack applies anywhere. */
+function applies(spec: AttackSpec, precode: boolean, target: string[]): boolean {
+  return spec.attack !== 'precode-ignore' || (precode && target.length === 1);
+}
 
-function attackSettings(spec: AttackSpec | AdaptiveSpec) {
-  return { attack: spec.attack, iterations: spec.iterations, restarts: spec.restarts, learningRate: spec.learning_rate, tvWeight: spec.tv_weight, seed: 0 };
+function attackSettings(spec: AttackSpec) {
+  return {
+    attack: spec.attack, iterations: spec.iterations, restarts: spec.restarts, learningRate: spec.learning_rate, tvWeight: spec.tv_weight, seed: 0,
+    ...(spec.polish_iterations !== undefined ? { polishIterations: spec.polish_iterations } : {}),
+  };
 }
 
 async function scored(run: Omit<LeakageRunConfig, 'floorImages'>, attack: string, round: number, envoys: string[], floorImages: Float32Array,
@@ -119,8 +121,22 @@ export function summarizeLeakage(scores: AttackScore[]): ConfigurationResult['le
   };
 }
 
-function worstOf({ psnr_gap_max_db, psnr_worst_case }: ConfigurationResult['leakage']) {
-  return { psnr_gap_max_db, psnr_worst_case };
+/** The configuration's verdict over every attack: the worst case, who reached it, each attack's, each round's winner. */
+export function judged(attacks: AttackScore[]): Pick<ConfigurationResult, 'leakage' | 'worst_gap_db' | 'worst_attack' | 'by_attack' | 'round_winners'> {
+  const leakage = summarizeLeakage(attacks);
+  const gapOf = (a: AttackScore) => Math.max(...a.psnr.map((p, i) => p - a.floor_psnr[i]));
+  const names = [...new Set(attacks.map((a) => a.attack))];
+  const by_attack = Object.fromEntries(names.map((name) => {
+    const { psnr_gap_max_db, psnr_worst_case } = summarizeLeakage(attacks.filter((a) => a.attack === name));
+    return [name, { psnr_gap_max_db, psnr_worst_case }];
+  }));
+  const rounds = [...new Set(attacks.map((a) => a.round))].sort((a, b) => a - b);
+  const round_winners = rounds.map((round) => {
+    const best = attacks.filter((a) => a.round === round).reduce((w, a) => (gapOf(a) > gapOf(w) ? a : w));
+    return { round, attack: best.attack, gap_db: gapOf(best) };
+  });
+  const worst = attacks.length ? attacks.reduce((w, a) => (gapOf(a) > gapOf(w) ? a : w)) : undefined;
+  return { leakage, worst_gap_db: leakage.psnr_gap_max_db, worst_attack: worst?.attack ?? 'none', by_attack, round_winners };
 }
 
 /** The largest epsilon any envoy reported under DP-SGD (metrics.jsonl, split 'privacy'), if any. */
