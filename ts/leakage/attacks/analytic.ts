@@ -26,7 +26,9 @@ export function analyticAttack(s: AttackSetting, observed: TF.Tensor[], labels: 
     const start = o.start?.subarray(i * pixels, (i + 1) * pixels);
     // Observed batch-norm statistics describe the whole batch (or aggregate), not one of its images.
     const bnStatistics = s.batch === 1 ? o.bnStatistics : undefined;
-    const r = invertFeatures(one, target, labels.subarray(i, i + 1), { ...o, bnStatistics, seed: o.seed * 13 + i, start: start && Float32Array.from(start) });
+    // Mixed rows give blends, which more restarts do not sharpen: one restart per image of a batch.
+    const restarts = s.batch === 1 ? o.restarts : 1;
+    const r = invertFeatures(one, target, labels.subarray(i, i + 1), { ...o, restarts, bnStatistics, seed: o.seed * 13 + i, start: start && Float32Array.from(start) });
     images.set(r.images, i * pixels);
     loss += r.loss;
     iterations += r.iterations;
