@@ -68,8 +68,9 @@ async function runRow(setting: Setting, hostile: Hostile) {
     : { ...PLAIN, min_envoys: 2 };
   const experiment = {
     name: 'robustness', rounds, min_envoys_to_start: envoys.length,
-    model: { width: Number(args.width), seed: 1 },
-    training: { optimizer: 'adam', learning_rate: 0.001, local_epochs: 1, batch_size: 32, class_weighting: true },
+    // Defenses against leakage off: this bench is about influence, and its recorded rows ran without them.
+    model: { width: Number(args.width), seed: 1, precode: { enabled: false } },
+    training: { optimizer: 'adam', learning_rate: 0.001, local_epochs: 1, batch_size: 32, class_weighting: true, batch_norm_statistics: 'batch' },
     aggregation, secagg: { enabled: setting.secagg }, start_timeout_seconds: 600, round_timeout_seconds: 1800,
   };
   const events: ExperimentEvent[] = [];
@@ -77,7 +78,7 @@ async function runRow(setting: Setting, hostile: Hostile) {
   try {
     const { final } = await runLocalFederation({
       dir, federation: 'robustness', dataPath, envoys, partition: { scheme: 'dirichlet', alpha: 1, seed: 7 }, experiment,
-      provisionExamples: setting.bounds, registrationTimeoutMs: 600_000, silenceTimeoutMs: 1_800_000,
+      provisionExamples: setting.bounds, registrationTimeoutMs: 600_000, silenceTimeoutMs: 1_800_000, privacy: { preset: 'open' },
       onEvent: (e) => events.push(e),
       spawnEnvoy: (envoy, configFile, logFile) => (hostile === 'none' || envoy !== hostileEnvoy ? undefined
         : spawnScript(envoy, 'test/adversary/hostile-envoy.ts', ['--config', configFile], logFile, {

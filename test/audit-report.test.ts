@@ -10,7 +10,7 @@ import { tempDir } from './helpers/paths.ts';
 
 // Spelled out rather than imported, so renaming or reordering a column fails here.
 const HEADER = 'name,envoys,rounds,roc_auc,accuracy,sensitivity,specificity,dp_epsilon,psnr_mean,psnr_worst_case,' +
-  'ssim_mean,ssim_worst_case,psnr_gap_max_db,psnr_gap_mean_db,worst_gap_db,worst_attack,gradient_matching_gap_max_db';
+  'ssim_mean,ssim_worst_case,psnr_gap_max_db,psnr_gap_mean_db,worst_gap_db,worst_attack,gradient_matching_gap_max_db,default_policy_round,default_policy_probe';
 const EVIL = 'precode <script>alert(1)</script>';
 
 function attack(round: number, grid?: string): AttackScore {
@@ -36,7 +36,7 @@ function synthetic(): AuditResults {
     sweep: 'unit-sweep', created_at: '2025-01-02T03:04:05Z', data: '../shared/data/pneumoniamnist.npz',
     configurations: [
       configuration('baseline', { roc_auc: 0.9512, accuracy: 0.875, sensitivity: 0.91, specificity: 0.8 }, 23.4,
-        { attacks: [attack(1, 'grids/baseline-ig-r1.png'), attack(2, 'grids/missing.png')] }),
+        { attacks: [attack(1, 'grids/baseline-ig-r1.png'), attack(2, 'grids/missing.png')], default_policy: { round: 'refused (secure_aggregation.required)', probe: 'refused (allow_probes)' } }),
       configuration('dp, "eps 8"', { roc_auc: 0.8817, accuracy: 0.81, sensitivity: 0.95, specificity: 0.6 }, 0.6,
         { dp_epsilon: 7.93, defenses: { dp: { enabled: true, noise_multiplier: 1.1 } } }),
       configuration(EVIL, { roc_auc: 0.9301, accuracy: 0.86, sensitivity: 0.9, specificity: 0.78 }, 0.3,
@@ -168,6 +168,7 @@ test('report.html: every configuration, escaped names, the inline scatter, the g
   t.true(page.includes('<td>7.93</td>'), 'DP epsilon');
   t.true(page.includes('<td class="bad">9.50</td><td class="text">analytic</td><td class="text">r1: 9.5 analytic</td><td>0.30</td>'),
     'the worst gap is flagged and names the attack that won, per round too');
+  t.true(page.includes('<td class="text">refused (secure_aggregation.required) / refused (allow_probes)</td>'), 'what a default envoy would do');
   // Per-round scores: best gap of the probe images is 24.25 - 20.5 = 3.75 dB.
   t.regex(page, /<td>2<\/td><td class="text">ig<\/td><td class="text">hospital-a<\/td><td>2<\/td><td>22.88<\/td><td>24.25<\/td><td>19.75<\/td><td class="bad">3.75<\/td>/);
 });

@@ -23,8 +23,8 @@ const PROBE = { examples_per_round: 1, batch_size: 1, local_epochs: 1, optimizer
 
 /** What the director receives from an envoy that trained the probe on image `index`. */
 async function oneImageUpdate(model: Record<string, unknown>, index: number, training: Record<string, unknown> = {}) {
-  const spec = ExperimentSchema.parse({ name: 'x', rounds: 1, model }).model;
-  const config = TrainingSchema.parse({ ...PROBE, ...training });
+  const config = TrainingSchema.parse({ ...PROBE, batch_norm_statistics: 'batch', ...training });
+  const spec = ExperimentSchema.parse({ name: 'x', rounds: 1, model: { precode: { enabled: false }, ...model }, training: config }).model;
   const net = buildModel(spec);
   const sent = readWeights(net);
   const image = subset(train, [index]);

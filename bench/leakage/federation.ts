@@ -50,15 +50,17 @@ export async function runAuditedFederation(dir: string, dataPath: string, model:
     dir, federation: FEDERATION, dataPath, envoys: ENVOYS,
     partition: { scheme: 'dirichlet', alpha: 1.0, seed: 7 },
     experiment: {
-      name: EXPERIMENT, rounds: 2, min_envoys_to_start: 3, model,
-      training: { optimizer: 'adam', learning_rate: 0.001, local_epochs: 1, batch_size: 32, class_weighting: true },
-      aggregation: { strategy: 'fedavg', min_envoys: 2 },
+      // The undefended setting the leakage bench measures attacks in (each envoy's update in the clear).
+      name: EXPERIMENT, rounds: 2, min_envoys_to_start: 3, model: { precode: { enabled: false }, ...model },
+      training: { optimizer: 'adam', learning_rate: 0.001, local_epochs: 1, batch_size: 32, class_weighting: true, batch_norm_statistics: 'batch' },
+      aggregation: { strategy: 'fedavg', min_envoys: 2 }, secagg: { enabled: false },
       audit: { enabled: true, probe: PROBE },
       // A loaded 2-core machine trains three envoys at once: be patient.
       start_timeout_seconds: 300,
     },
     registrationTimeoutMs: 300_000,
     silenceTimeoutMs: 1_800_000,
+    privacy: { preset: 'open' },
     onEvent: (e) => {
       if (e.type === 'round') {
         completed++;

@@ -40,11 +40,22 @@ export interface TestFederation {
   connectAs(name: string): Promise<Bus>;
   /** The director's status, as the data scientist sees it. */
   status(): Promise<z.output<typeof StatusReplySchema>>;
+  /** Starts an envoy again (after a kill), with its own config, kit and ledger; resolves once it registered. */
+  restartEnvoy(name: string): Promise<RoleProcess>;
+  /** The envoy's privacy ledger file. */
+  ledgerOf(name: string): string;
 }
 
 export interface TestFederationOptions {
   envoys: string[];
+  /**
+   * Merged over PLAIN (no secure aggregation, no PRECODE, batch statistics), the setting most tests were
+   * written for; `protectedDefaults: true` merges over nothing, so the experiment's own defaults apply.
+   */
   experiment: Record<string, unknown>;
+  protectedDefaults?: boolean;
+  /** Every envoy's privacy policy; default `preset: open` (a test federation, not patient data). */
+  privacy?: Record<string, unknown>;
   trainLimit?: number;
   testLimit?: number;
   insecure?: boolean;
@@ -60,7 +71,8 @@ export async function startTestFederation(options: TestFederationOptions): Promi
     dir, federation: 'testfed', dataPath: PNEUMONIAMNIST, envoys: options.envoys, insecure: options.insecure, withoutPermissions: options.withoutPermissions, idleEnvoys: options.idleEnvoys,
     partition: { scheme: 'iid', alpha: 1, seed: 1 }, trainLimit: options.trainLimit ?? 300, testLimit: options.testLimit ?? 200,
     heartbeat: { interval_seconds: 0.5, timeout_seconds: 3 },
-    experiment: { start_timeout_seconds: 60, ...options.experiment },
+    experiment: deepMerge({ start_timeout_seconds: 60, ...(options.protectedDefaults ? {} : PLAIN) }, options.experiment),
+    privacy: options.privacy ?? { preset: 'open' },
   });
   const logs = join(dir, 'logs');
   const envoys = new Map(local.envoys.map((e) => [e.name, e]));
@@ -83,13 +95,37 @@ export async function startTestFederation(options: TestFederationOptions): Promi
     log: (name) => readFileSync(join(logs, `${name}.log`), 'utf8'),
     connectAs: (name) => connectBus({ url: local.nats.url, kit: local.kits![name] }, `test-${name}`, new Logger(`test-${name}`, 'error')),
     status: () => fed.scientist.request(kinds.status, subjects.status('testfed', 'scientist'), 'director', {}, 10_000),
+    async restartEnvoy(name) {
+      const file = local.files.envoys.find((f) => f.endsWith(`envoy-${name}.yaml`))!;
+      const envoy = spawnRole(name, ['envoy', 'start', '--config', file], join(logs, `${name}.log`));
+      envoys.set(name, envoy);
+      await waitForOutput(envoy, /registered with the director/);
+      return envoy;
+    },
+    ledgerOf: (name) => join(dir, 'ledgers', `${name}.jsonl`),
     async stop() {
-      // The director may have been restarted: stop the current process, then everything the federation started.
-      await fed.director.stop();
+      // The director or envoys may have been restarted: stop the current processes, then what the federation started.
+      await Promise.all([fed.director, ...envoys.values()].map((p) => p.stop()));
       await local.stop();
     },
   };
   return fed;
+}
+
+/** The unprotected experiment setting the older tests exercise: each test that wants a defense says so. */
+export const PLAIN = {
+  secagg: { enabled: false }, model: { precode: { enabled: false } }, training: { batch_norm_statistics: 'batch' },
+};
+
+/** Objects merged key by key (arrays and values from `b` win). */
+export function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    const prev = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && prev && typeof prev === 'object' && !Array.isArray(prev)
+      ? deepMerge(prev as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
 }
 
 export function readJsonl(path: string): Record<string, unknown>[] {

@@ -42,6 +42,13 @@ director.command('start').description('start a long-lived director for one feder
   });
 
 const envoy = program.command('envoy').description('a hospital-side trainer holding local data');
+envoy.command('ledger').description("this hospital's privacy ledger: every update it released, and the epsilon spent")
+  .requiredOption('-c, --config <file>', 'envoy.yaml')
+  .action(async (opts) => {
+    const { loadEnvoyConfig } = await roles.envoy();
+    const { printLedger } = await import('../envoy/policy/print.ts');
+    printLedger(loadEnvoyConfig(opts.config));
+  });
 envoy.command('start').description('start an envoy and register it with the director')
   .requiredOption('-c, --config <file>', 'envoy.yaml')
   .action(async (opts) => {
@@ -81,6 +88,7 @@ withTarget(program.command('status').description('envoys and experiments of a ru
       console.log(`  protection: ${s.protection}`);
       for (const e of s.envoys) {
         console.log(`  ${e.name.padEnd(16)} ${e.alive ? 'alive' : 'gone '} ${e.busy ? 'busy' : 'idle'}  ${e.descriptor.counts.train} train / ${e.descriptor.counts.val} val  ${e.descriptor.description}`);
+        if (e.refused_tasks) console.log(`  ${''.padEnd(16)} refused ${e.refused_tasks} task(s) by its privacy policy; last: ${e.last_refusal}`);
       }
       if (s.refused.length) console.log('  refused messages (sender, reason, count):');
       for (const r of s.refused) console.log(`    ${r.sender.padEnd(28)} ${r.reason.padEnd(32)} ${r.count}`);

@@ -112,7 +112,9 @@ export type TrainTask = z.infer<typeof TrainTaskSchema>;
 
 export const TaskAckSchema = z.object({
   accepted: z.boolean(),
-  reason: z.string().optional(),
+  reason: z.string().max(1000).optional(),
+  /** A refusal by the envoy's privacy policy: the envoy.yaml key of the rule that said no. */
+  rule: z.string().max(100).optional(),
   /** Set by a busy envoy (e.g. still finishing a task of a director that restarted): ask again later. */
   retry_after_ms: z.number().int().positive().optional(),
 }).strict();
@@ -177,6 +179,8 @@ export const ExperimentEventSchema = z.object({
     val_global: MetricsSchema.optional(), val_local: MetricsSchema.optional(), epsilon: Finite().optional(),
   }).strict()).optional(),
   dropped: z.array(NameSchema).optional(),
+  /** Envoys whose privacy policy refused this round's task, with the rule (envoy.yaml key) and why. */
+  refusals: z.array(z.object({ envoy: NameSchema, rule: z.string(), reason: z.string() }).strict()).optional(),
   run_dir: z.string().optional(),
   seconds: Finite().optional(),
 }).strict();
@@ -188,6 +192,9 @@ export const StatusReplySchema = z.object({
   envoys: z.array(z.object({
     name: NameSchema, alive: z.boolean(), busy: z.boolean(), last_seen_seconds_ago: z.number(),
     descriptor: ShardDescriptorSchema,
+    /** Tasks its privacy policy refused, and the last refusal's rule and reason. */
+    refused_tasks: z.number().int().default(0),
+    last_refusal: z.string().optional(),
   }).strict()),
   running: z.string().optional(),
   queued: z.array(z.string()),

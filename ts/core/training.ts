@@ -34,6 +34,19 @@ export function localStepCount(examples: number, config: Pick<TrainingConfig, 'l
   return Math.max(1, Math.round(config.local_epochs * Math.ceil(examples / config.batch_size)));
 }
 
+/**
+ * What local training on a shard of `shardSize` images will do under `config`, known before it starts: the
+ * envoy's privacy policy and ledger judge a task by it (the same rules trainLocal follows).
+ */
+export function plannedTraining(shardSize: number, config: TrainingConfig): { examples: number; batch: number; steps: number; dp?: DpSteps } {
+  const examples = Math.min(shardSize, config.examples_per_round ?? shardSize);
+  const steps = localStepCount(examples, config);
+  return {
+    examples, steps, batch: Math.min(config.batch_size, examples),
+    ...(config.dp.enabled ? { dp: { steps, sampleRate: Math.min(1, config.batch_size / examples), noiseMultiplier: config.dp.noise_multiplier } } : {}),
+  };
+}
+
 export interface TrainOptions {
   config: TrainingConfig;
   /** Mixed into the shuffling seed so rounds and envoys draw different batch orders. */

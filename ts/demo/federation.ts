@@ -3,12 +3,16 @@
  * PneumoniaMNIST's official test split, three envoys ("hospitals") each with a non-IID share of the
  * training split, and one experiment, all as separate processes talking only through NATS.
  *
- *   npm run federation -- [--rounds 5] [--width 16] [--secagg] [--audit] [--data path/to/pneumoniamnist.npz] [--insecure [--nats nats://host:4222]]
+ *   npm run federation -- [--rounds 5] [--width 16] [--data path/to/pneumoniamnist.npz] [--no-secagg] [--no-defenses] [--audit] [--insecure [--nats nats://host:4222]]
  *
+ * Protected by default, three ways: the bus (below), the experiment (secure aggregation, PRECODE with
+ * shard statistics) and each hospital's privacy policy (the default one: envoy.yaml has no privacy section).
+ * --no-secagg / --no-defenses turn the experiment's protections off for comparison, and the hospitals' policies
+ * with them (they would refuse such tasks); --audit asks for single-image probes, which only an open policy
+ * accepts, and attacks them: it implies both.
  * Secure by default: the demo provisions a throw-away federation in its run folder (kits/: CA, server and
  * participant kits) and runs its own nats-server with that config: mutual TLS, nkey authentication,
  * per-identity permissions, every message signed and sealed. --insecure turns all of that off, loudly.
- * --secagg turns on secure aggregation (SecAgg+, native addon): the director learns only the sum of updates.
  * --audit records what the director receives, adds a probe round (one SGD step on one image per envoy) and
  *   afterwards attacks hospital-a's probe update of the first and last rounds (Inverting Gradients).
  */
@@ -28,7 +32,9 @@ const { values: args } = parseArgs({
     nats: { type: 'string' },
     data: { type: 'string' },
     out: { type: 'string', default: 'runs' },
-    secagg: { type: 'boolean', default: false },
+    secagg: { type: 'boolean', default: true }, // the default; kept so `--secagg` still parses
+    'no-secagg': { type: 'boolean', default: false },
+    'no-defenses': { type: 'boolean', default: false },
     audit: { type: 'boolean', default: false },
     'attack-iterations': { type: 'string', default: '2000' },
     insecure: { type: 'boolean', default: false },
@@ -54,21 +60,33 @@ async function main(): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19);
   const dir = resolve(args.out!, `demo-${stamp}`);
   const dataPath = findPneumoniaMnist(args.data, 'pass --data');
-  console.log(`FL-SecFlow demo${args.secagg ? ' with secure aggregation (SecAgg+)' : ''}${args.audit ? ', audited' : ''}: data ${dataPath}`);
+  const secagg = !args['no-secagg'] && !args.audit;
+  const defenses = !args['no-defenses'] && !args.audit;
+  console.log(`FL-SecFlow demo${args.audit ? ', audited' : ''}: data ${dataPath}`);
   if (args.insecure) console.log(`${INSECURE_WARNING}\n!!! (--insecure given)`);
-  else console.log('TLS, authentication and signatures are on (provisioned kits in the run folder; --insecure turns them off)');
+  else console.log('protection: TLS, authentication and signatures are on (provisioned kits in the run folder; --insecure turns them off)');
+  console.log(secagg ? 'protection: secure aggregation (SecAgg+): the director learns only the sum of the three hospitals\' updates'
+    : '!!! NO SECURE AGGREGATION (--no-secagg or --audit): the director sees every hospital\'s update');
+  console.log(defenses ? 'protection: PRECODE bottleneck with batch-norm statistics over each shard'
+    : '!!! NO GRADIENT-LEAKAGE DEFENSE (--no-defenses or --audit): updates are plain');
+  console.log(secagg && defenses ? 'protection: each hospital\'s default privacy policy (no update from fewer than 64 images or batches under 16, secure sums of 3 or more, no probes)'
+    : '!!! hospitals run an OPEN privacy policy so they accept this comparison run');
   let printedHeader = false;
   const { final, config, files } = await runLocalFederation({
     dir, federation: FEDERATION, natsUrl: args.nats, insecure: args.insecure, dataPath, envoys: ['hospital-a', 'hospital-b', 'hospital-c'],
     partition: { scheme: 'dirichlet', alpha: 1.0, seed: 7 },
     experiment: {
-      name: `pneumonia-fedavg${args.secagg ? '-secagg' : ''}${args.audit ? '-audit' : ''}`, rounds: Number(args.rounds), min_envoys_to_start: 3,
-      model: { width: Number(args.width), input_size: [28, 28], channels: 1, seed: 1 },
-      training: { optimizer: 'adam', learning_rate: 0.001, local_epochs: Number(args.epochs), batch_size: 32, class_weighting: true },
+      name: `pneumonia${secagg ? '' : '-no-secagg'}${defenses ? '' : '-no-defenses'}${args.audit ? '-audit' : ''}`, rounds: Number(args.rounds), min_envoys_to_start: 3,
+      model: { width: Number(args.width), input_size: [28, 28], channels: 1, seed: 1, ...(defenses ? {} : { precode: { enabled: false } }) },
+      training: {
+        optimizer: 'adam', learning_rate: 0.001, local_epochs: Number(args.epochs), batch_size: 32, class_weighting: true,
+        ...(defenses ? {} : { batch_norm_statistics: 'batch' }),
+      },
       aggregation: { strategy: 'fedavg', min_envoys: 2 },
-      secagg: { enabled: args.secagg },
+      secagg: { enabled: secagg },
       audit: { enabled: args.audit, ...(args.audit ? { probe: AUDIT_PROBE } : {}) },
     },
+    ...(secagg && defenses ? {} : { privacy: { preset: 'open' } }),
     say: (line) => console.log(line),
     onEvent: (e) => {
       if (!printedHeader) { console.log(`\n${tableHeader()}`); printedHeader = true; }

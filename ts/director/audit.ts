@@ -44,6 +44,7 @@ export async function runProbe(collect: Collect, ctx: RoundContext & { global: F
   const config = { ...ctx.config, training: probeTraining(ctx.config) };
   const collection = await collect({ ...ctx, config, runId: `${ctx.runId}-probe`, audit: { kind: 'probe' } });
   const dir = recordReceived(runDir, 'probe', ctx.round, config, ctx.global, collection);
+  for (const d of collection.dropped) if (d.rule) ctx.registry.refused(d.envoy, d.rule, d.reason);
   const problems = [collection.failure, ...collection.dropped.map((d) => `${d.envoy}: ${d.reason}`)].filter(Boolean);
   if (problems.length) ctx.log.warn(`round ${ctx.round + 1}: audit probe incomplete (${problems.join('; ')})`);
   if (dir) ctx.log.info(`round ${ctx.round + 1}: audit probe recorded in ${dir}`);

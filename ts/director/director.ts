@@ -160,6 +160,7 @@ export class Director {
       federation: this.federation,
       envoys: this.registry.all().map(([name, r]) => ({
         name, alive: this.registry.isAlive(name), busy: r.busy, last_seen_seconds_ago: (now - r.lastSeen) / 1000, descriptor: r.descriptor,
+        refused_tasks: r.refusals, ...(r.lastRefusal ? { last_refusal: r.lastRefusal } : {}),
       })),
       running: this.running?.name,
       queued: this.queue.map((q) => q.name),

@@ -88,6 +88,18 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
       }
       logEnvoyMetrics(folder, round, collection);
       const dropped = collection.dropped.map((d) => d.envoy);
+      const refusals = collection.dropped.filter((d) => d.rule).map((d) => ({ envoy: d.envoy, rule: d.rule!, reason: d.reason }));
+      for (const r of refusals) {
+        deps.registry.refused(r.envoy, r.rule, r.reason);
+        log.warn(`round ${round + 1}: ${r.envoy} refused the task by its privacy policy (${r.rule})`);
+      }
+      // Policies do not change between rounds: if they leave too few envoys, the experiment cannot run at all.
+      const willing = participants.length - refusals.length;
+      const needed = Math.max(config.aggregation.min_envoys, config.secagg.enabled ? 2 : 1);
+      if (refusals.length && willing < needed) {
+        throw new Error(`experiment '${config.name}' cannot run: ${refusals.length} of ${participants.length} envoys refuse it by their privacy policy ` +
+          `(${refusals.map((r) => `${r.envoy}: ${r.reason}`).join('; ')}), ${willing} would take part, ${needed} needed`);
+      }
       const outcome = nextGlobal(strategy, global, collection, config, round);
       const test = 'global' in outcome ? evaluateOnTest(deps, model, outcome.global, config) : undefined;
       const failure = 'failure' in outcome ? outcome.failure
@@ -97,7 +109,7 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
         writeWeights(model, global);
         state.failed_rounds.push(round);
         checkpoint(folder, state, round, global);
-        publish({ experiment: config.name, type: 'round_failed', round, rounds: config.rounds, message: failure, dropped });
+        publish({ experiment: config.name, type: 'round_failed', round, rounds: config.rounds, message: failure, dropped, ...(refusals.length ? { refusals } : {}) });
       } else {
         global = outcome.global;
         if (test) logTest(deps, folder, round, test);
@@ -105,7 +117,7 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
         // Checkpoint before telling anyone: a director killed after the event must not redo the round.
         checkpoint(folder, state, round, global);
         publish({
-          experiment: config.name, type: 'round', round, rounds: config.rounds, test: lastTest, dropped,
+          experiment: config.name, type: 'round', round, rounds: config.rounds, test: lastTest, dropped, ...(refusals.length ? { refusals } : {}),
           seconds: (performance.now() - started) / 1000,
           envoys: collection.results.map((r) => ({ envoy: r.envoy, examples: r.examples, train_loss: r.train?.loss, train_seconds: r.train?.seconds, val_global: r.val_global, val_local: r.val_local, epsilon: r.privacy?.epsilon })),
         });

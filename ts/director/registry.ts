@@ -1,7 +1,15 @@
 /** Who is in the federation and who is alive, from registrations and heartbeats. */
 import type { ShardDescriptor } from '../core/messages.ts';
 
-export interface EnvoyRecord { descriptor: ShardDescriptor; lastSeen: number; busy: boolean; left: boolean }
+export interface EnvoyRecord {
+  descriptor: ShardDescriptor;
+  lastSeen: number;
+  busy: boolean;
+  left: boolean;
+  /** Tasks the envoy's privacy policy refused, and the last refusal. */
+  refusals: number;
+  lastRefusal?: string;
+}
 
 export class EnvoyRegistry {
   private readonly envoys = new Map<string, EnvoyRecord>();
@@ -10,7 +18,8 @@ export class EnvoyRegistry {
   constructor(private readonly timeoutMs: number, private readonly now: () => number = Date.now) {}
 
   register(descriptor: ShardDescriptor): void {
-    this.envoys.set(descriptor.envoy, { descriptor, lastSeen: this.now(), busy: false, left: false });
+    const before = this.envoys.get(descriptor.envoy);
+    this.envoys.set(descriptor.envoy, { descriptor, lastSeen: this.now(), busy: false, left: false, refusals: before?.refusals ?? 0, lastRefusal: before?.lastRefusal });
   }
 
   /** Returns false for an envoy the registry does not know (it should register again). */
@@ -20,6 +29,14 @@ export class EnvoyRegistry {
     record.lastSeen = this.now();
     record.busy = busy;
     return true;
+  }
+
+  /** A task refused by the envoy's privacy policy (shown in `secflow status`). */
+  refused(name: string, rule: string, reason: string): void {
+    const record = this.envoys.get(name);
+    if (!record) return;
+    record.refusals++;
+    record.lastRefusal = `${rule}: ${reason}`.slice(0, 300);
   }
 
   leave(name: string): void {

@@ -32,7 +32,8 @@ export interface RoundContext {
   audit?: TrainTask['audit'];
 }
 
-export interface Dropout { envoy: string; reason: string }
+/** An envoy that left the round, and why; `rule` when its privacy policy refused the task (envoy.yaml key). */
+export interface Dropout { envoy: string; reason: string; rule?: string }
 export interface RoundCollection {
   updates: ClientUpdate[];
   results: TrainResult[];
@@ -55,9 +56,9 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
     bar.update(collection.updates.length + collection.dropped.length, `${collection.dropped.length} dropped`);
     if (pending.size === 0) finish();
   };
-  const drop = (envoy: string, reason: string) => {
+  const drop = (envoy: string, reason: string, rule?: string) => {
     if (!pending.delete(envoy)) return;
-    collection.dropped.push({ envoy, reason });
+    collection.dropped.push({ envoy, reason, ...(rule ? { rule } : {}) });
     log.warn(`round ${round + 1}: continuing without ${envoy}: ${reason}`);
     settled();
   };
@@ -124,7 +125,7 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
             `sending the round ${round + 1} task to ${envoy}`);
           if (ack.accepted) break;
           // A busy envoy is asked again while it is alive and the round waits for it; any other refusal is final.
-          if (!ack.retry_after_ms || !pending.has(envoy)) { drop(envoy, `it declined the task: ${ack.reason}`); break; }
+          if (!ack.retry_after_ms || !pending.has(envoy)) { drop(envoy, `it declined the task: ${ack.reason}`, ack.rule); break; }
           await new Promise((r) => setTimeout(r, ack.retry_after_ms));
           if (!pending.has(envoy)) break;
         }

@@ -147,9 +147,9 @@ class SecureSession {
     if ([...this.active].every((e) => this.answered.has(e))) this.stageDone();
   }
 
-  private drop(envoy: string, reason: string): void {
+  private drop(envoy: string, reason: string, rule?: string): void {
     if (!this.active.delete(envoy)) return;
-    this.dropped.push({ envoy, reason });
+    this.dropped.push({ envoy, reason, ...(rule ? { rule } : {}) });
     this.ctx.log.warn(`round ${this.ctx.round + 1}: continuing without ${envoy}: ${reason}`);
     this.checkStage();
   }
@@ -210,7 +210,7 @@ class SecureSession {
           `sending the round ${ctx.round + 1} task to ${envoy}`);
         if (ack.accepted) return;
         // A busy envoy is asked again while it is alive; any other refusal is final.
-        if (!ack.retry_after_ms || !this.active.has(envoy)) return this.drop(envoy, `it declined the task: ${ack.reason}`);
+        if (!ack.retry_after_ms || !this.active.has(envoy)) return this.drop(envoy, `it declined the task: ${ack.reason}`, ack.rule);
         await new Promise((r) => setTimeout(r, ack.retry_after_ms));
         if (!this.active.has(envoy)) return;
       }

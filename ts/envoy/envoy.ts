@@ -10,7 +10,6 @@ import { kinds, PROTOCOL_VERSION, type TrainResult, type TrainTask } from '../co
 import { truthPath, writeAuditTruth } from '../core/audit.ts';
 import { subset } from '../core/data/dataset.ts';
 import { pruneUpdate } from '../core/defenses/pruning.ts';
-import { RdpAccountant } from '../core/privacy/rdp-accountant.ts';
 import { loadNative } from '../core/secagg/native.ts';
 import { buildModel, type LayersModel } from '../core/model.ts';
 import { progress, type Progress } from '../core/progress.ts';
@@ -21,6 +20,8 @@ import type { Bus } from '../core/transport/bus.ts';
 import { chunkBytesFor, fetchBlob, offerBlob } from '../core/transport/blobs.ts';
 import { connectBus } from '../core/transport/connection.ts';
 import { decodeWeights, encodeWeights, readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
+import { resolvePolicy } from '../core/config/privacy.ts';
+import { PrivacyGuard } from './policy/index.ts';
 import { SecureTask, type TrainedUpdate } from './secure-task.ts';
 import { clipToNorm, finiteOrNothing } from './update-bounds.ts';
 import type { Shard } from './shard.ts';
@@ -35,13 +36,14 @@ export class Envoy {
   private model?: { key: string; model: LayersModel };
   private readonly log: Logger;
   private stopped = false;
-  /** DP-SGD privacy spent per experiment, composed over its rounds (RDP). */
-  private readonly accountants = new Map<string, RdpAccountant>();
+  /** The hospital's privacy policy and its persistent ledger (policy/): the last word on every task. */
+  private readonly guard: PrivacyGuard;
   /** The secure-aggregation task in progress, which stage messages from the director are routed to. */
   private secure?: SecureTask;
 
   constructor(private readonly config: EnvoyConfig, private readonly shard: Shard) {
     this.log = new Logger(`envoy ${config.name}`);
+    this.guard = new PrivacyGuard(resolvePolicy(config.privacy), config.privacy.ledger);
   }
 
   get name(): string { return this.config.name; }
@@ -58,6 +60,7 @@ export class Envoy {
     }
     this.director = trust.director();
     this.log.info(`protection: ${trust.describe()}; tasks accepted from ${this.director} only`);
+    this.describePolicy();
     const f = this.config.federation;
     this.subs.push(bus.serve(kinds.task, subjects.envoyTask(f, this.name), (task) => this.acceptTask(task)));
     this.subs.push(bus.serve(kinds.secaggDelivery, subjects.envoySecAgg(f, this.name),
@@ -115,6 +118,12 @@ export class Envoy {
     if (h !== sh || w !== sw || task.model.channels !== sc) {
       return { accepted: false, reason: `model input ${h}x${w}x${task.model.channels} does not match this shard's ${sh}x${sw}x${sc}` };
     }
+    // The hospital's rules come before its data is touched.
+    const refusal = this.guard.admit(task, this.shard.descriptor.counts.train);
+    if (refusal) {
+      this.log.warn(`refused ${task.experiment} round ${task.round + 1}${task.audit?.kind === 'probe' ? ' (probe)' : ''} by privacy policy ${refusal.rule}: ${refusal.reason}`);
+      return { accepted: false, reason: `privacy policy ${refusal.rule}: ${refusal.reason}`, rule: refusal.rule };
+    }
     if (task.secagg) {
       try {
         loadNative();
@@ -123,11 +132,30 @@ export class Envoy {
       }
     }
     this.busy = true;
-    void (task.secagg ? this.runSecureTask(task) : this.runTask(task)).finally(() => { this.busy = false; });
+    // In the ledger before training: a crash from here on leaves the update counted.
+    this.guard.charge(task, this.shard.descriptor.counts.train);
+    void (task.secagg ? this.runSecureTask(task) : this.runTask(task))
+      .then((released) => this.guard.settle(task, released, released ? undefined : 'the round ended before the update left'))
+      .catch((error) => this.log.error(`task ${task.task_id} failed: ${(error as Error).message}`))
+      .finally(() => { this.busy = false; });
     return { accepted: true };
   }
 
-  private async runTask(task: TrainTask): Promise<void> {
+  private describePolicy(): void {
+    const p = this.guard.policy;
+    if (p.preset === 'open') {
+      this.log.warn('PRIVACY POLICY OPEN: this envoy trains whatever the director sends (probes, single images, no secure aggregation). Research data only.');
+      return;
+    }
+    const budget = Number.isFinite(p.dp.epsilonBudget) ? `ε budget ${p.dp.epsilonBudget} at δ ${p.dp.delta} (${this.guard.spent().toFixed(3)} spent)` : 'no ε budget';
+    this.log.info(`privacy policy: updates from ≥ ${p.minExamples} images in batches ≥ ${p.minBatchSize}, ≤ ${p.maxLocalSteps} steps; ` +
+      `${p.requireSecureAggregation ? `secure aggregation among ≥ ${p.minCohort} hospitals` : 'secure aggregation optional'}; ` +
+      `defenses: ${p.requireOneOf.map((set) => set.join(' + ')).join(' or ') || 'any'}; ${budget}; probes ${p.allowProbes ? 'allowed' : 'refused'}; ledger ${p.ledger}`);
+    if (this.guard.ledger.damaged.length) this.log.warn(`privacy ledger: skipped unreadable ${this.guard.ledger.damaged.join(', ')} (a write cut short by a crash)`);
+  }
+
+  /** Resolves true when the update left this process (the director acknowledged it). */
+  private async runTask(task: TrainTask): Promise<boolean> {
     const log = this.log.child(`${task.experiment} r${task.round + 1}`);
     let result: TrainResult;
     let offered: ReturnType<typeof offerBlob> | undefined;
@@ -143,14 +171,14 @@ export class Envoy {
       };
     }
     try {
-      await this.sendResult(task, result);
+      return (await this.sendResult(task, result)) && !!result.update;
     } finally {
       offered?.close();
     }
   }
 
   /** Secure aggregation: the update goes out masked through the protocol stages, metrics beside it. */
-  private async runSecureTask(task: TrainTask): Promise<void> {
+  private async runSecureTask(task: TrainTask): Promise<boolean> {
     const log = this.log.child(`${task.experiment} r${task.round + 1}`);
     const secure = new SecureTask({
       bus: this.bus!, envoy: this.name, director: this.director, log,
@@ -158,7 +186,7 @@ export class Envoy {
     }, task);
     this.secure = secure;
     try {
-      await secure.run(async (): Promise<TrainedUpdate> => {
+      return await secure.run(async (): Promise<TrainedUpdate> => {
         const trained = await this.train(task, log);
         return { delta: trained.delta.values, result: trained.result };
       });
@@ -202,13 +230,11 @@ export class Envoy {
     return { delta, result };
   }
 
-  /** Composes this round's DP-SGD steps into the experiment's privacy budget and reports (epsilon, delta). */
+  /** ε of this experiment's DP releases so far (from the ledger, this round's included), and the hospital's lifetime total. */
   private account(task: TrainTask, dp: DpSteps, log: Logger) {
-    const accountant = this.accountants.get(task.experiment) ?? new RdpAccountant();
-    this.accountants.set(task.experiment, accountant);
-    accountant.step(dp.noiseMultiplier, dp.sampleRate, dp.steps);
-    const { epsilon } = accountant.epsilon(task.training.dp.delta);
-    log.info(`DP-SGD: (epsilon ${epsilon.toFixed(3)}, delta ${task.training.dp.delta}) spent so far in ${task.experiment}`);
+    const epsilon = this.guard.ledger.epsilon(task.training.dp.delta, { experiment: task.experiment });
+    log.info(`DP-SGD: (epsilon ${epsilon.toFixed(3)}, delta ${task.training.dp.delta}) spent so far in ${task.experiment}; ` +
+      `${this.guard.spent().toFixed(3)} over every experiment (budget ${this.guard.policy.dp.epsilonBudget})`);
     return { epsilon, delta: task.training.dp.delta, noise_multiplier: dp.noiseMultiplier, sample_rate: dp.sampleRate, steps: dp.steps };
   }
 
@@ -239,17 +265,19 @@ export class Envoy {
   }
 
   /** The director acknowledges once it has fetched the update; until then the update stays offered. */
-  protected async sendResult(task: TrainTask, result: TrainResult): Promise<void> {
+  /** True when the director accepted the result (and so fetched the update it names). */
+  protected async sendResult(task: TrainTask, result: TrainResult): Promise<boolean> {
     const subject = subjects.results(this.config.federation, task.experiment, task.run_id, this.name);
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
         const ack = await this.bus!.request(kinds.result, subject, this.director, result, 120_000, 'sending the training result');
         if (!ack.accepted) this.log.warn(`director did not accept the result: ${ack.reason}`);
-        return;
+        return ack.accepted;
       } catch (error) {
         this.log.warn(`${(error as Error).message} (attempt ${attempt}/3)`);
       }
     }
+    return false;
   }
 
   private modelFor(task: TrainTask): LayersModel {

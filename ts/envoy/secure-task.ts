@@ -47,11 +47,13 @@ export class SecureTask {
     return { accepted: true };
   }
 
-  async run(train: () => Promise<TrainedUpdate>): Promise<void> {
+  /** Resolves true once the masked update left (the director accepted it), false if the round ended before. */
+  async run(train: () => Promise<TrainedUpdate>): Promise<boolean> {
     const { log } = this.deps;
     const { stage_timeout_ms: stageMs, round_timeout_ms: roundMs } = this.params;
     let stage: SecAggStage = 'advertise';
     let offered: OfferedBlob | undefined;
+    let released = false;
     try {
       const participant = new SecureParticipant(loadNative(), this.params, this.task.round);
       await this.upload({ stage, message: participant.advertise() });
@@ -68,6 +70,7 @@ export class SecureTask {
       if (masked.clipped) log.warn(`secure aggregation: ${masked.clipped} weighted delta values exceeded the clip range ±${this.params.clip} and were clipped`);
       offered = offerBlob(this.deps.bus, masked.message, [this.deps.director], this.deps.chunkBytes);
       await this.upload({ stage, blob: offered.refFor(this.deps.director), result: trained.result });
+      released = true;
       log.info('secure aggregation: sent masked input');
       // Other envoys may still be training: the unmask request can take as long as the round.
       const unmaskRequest = await this.receive('unmask', roundMs);
@@ -78,13 +81,14 @@ export class SecureTask {
       const message = (error as Error).message;
       if (this.aborted) {
         log.info(`secure aggregation: stopped at the ${stage.replace('_', ' ')} stage: ${message}`);
-        return;
+        return released;
       }
       log.error(`secure aggregation failed at the ${stage.replace('_', ' ')} stage: ${message}`);
       await this.upload({ stage, error: message }).catch(() => undefined); // the director drops us either way
     } finally {
       offered?.close();
     }
+    return released;
   }
 
   private slot(stage: Inbound): Slot {

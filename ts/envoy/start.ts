@@ -10,6 +10,7 @@ export function loadEnvoyConfig(path: string): EnvoyConfig {
   return {
     ...config,
     audit_dir: resolveFrom(path, config.audit_dir),
+    privacy: { ...config.privacy, ledger: resolveFrom(path, config.privacy.ledger) },
     shard: { ...shard, train: resolveSourcePaths(shard.train, path), val: shard.val && resolveSourcePaths(shard.val, path) },
   };
 }

@@ -29,5 +29,8 @@ export function tableRow(event: ExperimentEvent): string {
     fmt(event.test?.specificity, 3),
     fmt(event.seconds, 1),
   ];
-  return cells.map((c) => c.padStart(WIDTH)).join(' ');
+  const row = cells.map((c) => c.padStart(WIDTH)).join(' ');
+  // A hospital's privacy policy said no: say who and by which rule, under the row.
+  const refusals = (event.refusals ?? []).map((r) => `\n  ${r.envoy} refused by its privacy policy (${r.rule}): ${r.reason.replace(/^it declined the task: privacy policy [^:]+: /, '')}`);
+  return row + refusals.join('');
 }

@@ -19,6 +19,8 @@ export interface LocalFederationSpec {
   testLimit?: number;
   heartbeat?: { interval_seconds: number; timeout_seconds: number };
   experiment: Record<string, unknown>;
+  /** Every envoy's `privacy:` section (default: none, the protected default policy). */
+  privacy?: Record<string, unknown>;
 }
 
 export const DEFAULT_PARTITION = { scheme: 'dirichlet', alpha: 1.0, seed: 7 } as const;
@@ -60,6 +62,8 @@ export function writeFederationFiles(spec: LocalFederationSpec, kits: KitFolders
       partition: { ...partition, num_shards: spec.envoys.length, index },
     },
     heartbeat,
+    // Each hospital keeps its own ledger (they share this configs folder, not their privacy budgets).
+    privacy: { ...spec.privacy, ledger: join(spec.dir, 'ledgers', `${name}.jsonl`) },
     audit_dir: join(spec.dir, 'envoy-audit', name),
   }));
   const experiment = write('experiment.yaml', spec.experiment);

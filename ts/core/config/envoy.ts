@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { DataSourceSchema, PartitionSchema } from './data-source.ts';
 import { NameSchema } from '../names.ts';
+import { PrivacyPolicySchema } from './privacy.ts';
 import { HeartbeatSchema, NatsSchema, requireKitOrInsecure, trustKeys } from './nats.ts';
 
 export const ShardSchema = z.object({
@@ -19,6 +20,7 @@ export const EnvoySchema = z.object({
   ...trustKeys,
   shard: ShardSchema,
   heartbeat: HeartbeatSchema.default({}),
+  privacy: PrivacyPolicySchema.default({}).describe('this hospital\'s rules for what it trains and sends (config/privacy.ts)'),
   audit_dir: z.string().default('envoy-audit')
     .describe('where audited tasks record the images they trained on (ground truth for the leakage lab; never sent)'),
 }).strict().superRefine(requireKitOrInsecure);

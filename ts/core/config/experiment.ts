@@ -105,20 +105,45 @@ export const AuditSchema = z.object({
 }).strict();
 export type AuditConfig = z.infer<typeof AuditSchema>;
 
+/**
+ * An experiment is protected unless it says otherwise: secure aggregation on, and PRECODE with shard
+ * statistics, the combination the privacy audit found best, unless the experiment runs DP-SGD (which
+ * neither combines with: then batch statistics and no PRECODE). Turning any of it off is explicit.
+ */
+const ExperimentModelSchema = ModelSpecSchema.extend({
+  precode: PrecodeSchema.extend({
+    enabled: z.boolean().optional().describe('default: on, unless training.dp is on'),
+  }).strict().default({}),
+});
+const ExperimentTrainingSchema = TrainingSchema.extend({
+  batch_norm_statistics: z.enum(['batch', 'shard']).optional()
+    .describe("default: 'shard', unless training.dp is on ('batch'): see TrainingSchema"),
+});
+const ExperimentSecAggSchema = SecAggSchema.extend({
+  enabled: z.boolean().default(true).describe('SecAgg+ (default on): the director learns only the sum of the envoys\' updates'),
+});
+
 export const ExperimentSchema = z.object({
   name: NameSchema.describe('scopes the experiment\'s subjects and its run folder'),
   rounds: z.number().int().positive(),
   envoys: z.array(NameSchema).optional().describe('envoy names to use; default: every envoy registered'),
   min_envoys_to_start: z.number().int().min(1).default(1),
-  model: ModelSpecSchema.default({}),
-  training: TrainingSchema.default({}),
+  model: ExperimentModelSchema.default({}),
+  training: ExperimentTrainingSchema.default({}),
   aggregation: AggregationSchema.default({}),
-  secagg: SecAggSchema.default({}),
+  secagg: ExperimentSecAggSchema.default({}),
   audit: AuditSchema.default({}),
   round_timeout_seconds: z.number().positive().default(1800),
   start_timeout_seconds: z.number().positive().default(120).describe('how long to wait for envoys to register'),
   evaluate_on_test: z.boolean().default(true).describe('director evaluates each aggregate on its test set'),
-}).strict().superRefine((e, ctx) => {
+}).strict().transform((e) => {
+  const dp = e.training.dp.enabled;
+  return {
+    ...e,
+    model: { ...e.model, precode: { ...e.model.precode, enabled: e.model.precode.enabled ?? !dp } },
+    training: { ...e.training, batch_norm_statistics: e.training.batch_norm_statistics ?? (dp ? 'batch' as const : 'shard' as const) },
+  };
+}).superRefine((e, ctx) => {
   // DP-SGD clips each example's gradient in inference-mode batch norm; PRECODE's KL needs a training pass.
   if (e.model.precode.enabled && e.training.dp.enabled) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['training', 'dp'], message: 'DP-SGD cannot be combined with model.precode (its KL term is not clipped per example); choose one' });

@@ -26,6 +26,8 @@ export type AttackSpec = z.infer<typeof AttackSpecSchema>;
 const ConfigurationSchema = z.object({
   name: z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, dot, dash, underscore'),
   description: z.string().default(''),
+  defaults: z.boolean().default(false)
+    .describe('the out-of-the-box federation: the experiment\'s own defaults, every envoy on the default privacy policy, probed with the most revealing update that policy accepts'),
   envoys: z.number().int().min(1).optional().describe('envoys in this configuration (default: the sweep\'s)'),
   model: ModelSpecSchema.partial().optional().describe('merged over the base experiment\'s model (e.g. precode)'),
   training: TrainingSchema.partial().optional().describe('merged over the base training (e.g. dp, pruning)'),
@@ -35,24 +37,33 @@ export type AuditConfiguration = z.infer<typeof ConfigurationSchema>;
 
 const PRECODE = { enabled: true, code_size: 256, beta: 1e-3 };
 
-/** The issue's default sweep: none; PRECODE; DP-SGD at a few sigma; pruning at a few p; SecAgg with 3 and 10 envoys. */
+/**
+ * The default sweep: the shipped defaults; none; PRECODE with shard statistics and each half alone; DP-SGD at a
+ * few sigma; pruning at a few p; SecAgg with 3 and 10 envoys. All but `defaults` run plain experiments (no
+ * secure aggregation, PRECODE or shard statistics unless the configuration sets them) on envoys with an open
+ * privacy policy, since a default envoy would refuse their single-image probes.
+ */
 export const DEFAULT_CONFIGURATIONS: AuditConfiguration[] = [
-  { name: 'none', description: 'no defense' },
+  {
+    name: 'defaults', defaults: true,
+    description: 'as shipped: secure aggregation, PRECODE with shard statistics, default privacy policies; the probe is the most revealing update a default envoy sends',
+  },
+  { name: 'none', description: 'no defense', defaults: false },
   {
     name: 'precode', description: 'PRECODE variational bottleneck (K = 256, beta = 1e-3), batch-norm statistics over the shard',
-    model: { precode: PRECODE }, training: { batch_norm_statistics: 'shard' },
+    model: { precode: PRECODE }, training: { batch_norm_statistics: 'shard' }, defaults: false,
   },
   // The two halves of that defense alone: PRECODE hides the image in the gradients, shard statistics in the
   // batch-norm statistics the update carries; either alone leaves the other channel open.
-  { name: 'precode-batch-statistics', description: 'PRECODE alone: the update still carries the image\'s batch-norm statistics', model: { precode: PRECODE } },
-  { name: 'shard-statistics', description: 'batch-norm statistics over the shard alone: the gradients are undefended', training: { batch_norm_statistics: 'shard' } },
+  { name: 'precode-batch-statistics', description: 'PRECODE alone: the update still carries the image\'s batch-norm statistics', model: { precode: PRECODE }, defaults: false },
+  { name: 'shard-statistics', description: 'batch-norm statistics over the shard alone: the gradients are undefended', training: { batch_norm_statistics: 'shard' }, defaults: false },
   ...[0.5, 1, 2].map((sigma) => ({
-    name: `dp-sigma-${sigma}`, description: `DP-SGD, clip 1, noise multiplier ${sigma}`,
+    name: `dp-sigma-${sigma}`, description: `DP-SGD, clip 1, noise multiplier ${sigma}`, defaults: false,
     training: { dp: { enabled: true, clip_norm: 1, noise_multiplier: sigma, delta: 1e-5 } },
   })),
-  ...[0.3, 0.1, 0.01].map((p) => ({ name: `prune-${p}`, description: `gradient pruning: keep ${p * 100}%`, training: { pruning: { enabled: true, keep_fraction: p } } })),
-  { name: 'secagg-3', description: 'secure aggregation, 3 envoys', secagg: { enabled: true } },
-  { name: 'secagg-10', description: 'secure aggregation, 10 envoys', envoys: 10, secagg: { enabled: true } },
+  ...[0.3, 0.1, 0.01].map((p) => ({ name: `prune-${p}`, description: `gradient pruning: keep ${p * 100}%`, training: { pruning: { enabled: true, keep_fraction: p } }, defaults: false })),
+  { name: 'secagg-3', description: 'secure aggregation, 3 envoys', secagg: { enabled: true }, defaults: false },
+  { name: 'secagg-10', description: 'secure aggregation, 10 envoys', envoys: 10, secagg: { enabled: true }, defaults: false },
 ];
 
 export const AuditSweepSchema = z.object({

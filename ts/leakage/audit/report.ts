@@ -18,7 +18,7 @@ export { scatterSvg } from './svg-scatter.ts';
 export const CSV_COLUMNS = [
   'name', 'envoys', 'rounds', 'roc_auc', 'accuracy', 'sensitivity', 'specificity', 'dp_epsilon',
   'psnr_mean', 'psnr_worst_case', 'ssim_mean', 'ssim_worst_case', 'psnr_gap_max_db', 'psnr_gap_mean_db',
-  'worst_gap_db', 'worst_attack', 'gradient_matching_gap_max_db',
+  'worst_gap_db', 'worst_attack', 'gradient_matching_gap_max_db', 'default_policy_round', 'default_policy_probe',
 ] as const;
 
 type CsvColumn = (typeof CSV_COLUMNS)[number];
@@ -30,6 +30,7 @@ function csvRow(c: ConfigurationResult): Record<CsvColumn, string | number | und
     ssim_mean: c.leakage.ssim_mean, ssim_worst_case: c.leakage.ssim_worst_case,
     psnr_gap_max_db: c.leakage.psnr_gap_max_db, psnr_gap_mean_db: c.leakage.psnr_gap_mean_db,
     worst_gap_db: worstGapDb(c), worst_attack: c.worst_attack, gradient_matching_gap_max_db: gradientMatchingGapDb(c),
+    default_policy_round: c.default_policy?.round, default_policy_probe: c.default_policy?.probe,
   };
 }
 
@@ -178,7 +179,7 @@ safe here only at a worst-case gap of at most ${TARGET_GAP_DB} dB; rows that mee
 function summaryTable(results: AuditResults): string {
   const head = ['Configuration', 'Defenses', 'Envoys', 'Rounds', 'ROC-AUC', 'Accuracy', 'Sensitivity', 'Specificity',
     'DP ε', 'PSNR mean (dB)', 'PSNR worst (dB)', 'SSIM mean', 'SSIM worst', 'Gap mean (dB)', 'Worst gap (dB)',
-    'Won by', 'Per round (gap dB, attack)', 'Gradient matching alone (dB)'];
+    'Won by', 'Per round (gap dB, attack)', 'Gradient matching alone (dB)', 'A default envoy (round / probe)'];
   const rows = results.configurations.map((c, index) => {
     const gapCell = (v: number | undefined) => `<td${typeof v === 'number' && v > TARGET_GAP_DB ? ' class="bad"' : ''}>${fmt(v, 2)}</td>`;
     return `<tr${meetsTarget(c) ? ' class="meets"' : ''}>` +
@@ -193,9 +194,14 @@ function summaryTable(results: AuditResults): string {
       `<td class="text">${escapeHtml(c.worst_attack ?? '')}</td>` +
       `<td class="text">${(c.round_winners ?? []).map((w) => `r${w.round}: ${fmt(w.gap_db, 1)} ${escapeHtml(w.attack)}`).join('<br>')}</td>` +
       gapCell(gradientMatchingGapDb(c)) +
+      `<td class="text">${c.default_policy ? `${escapeHtml(c.default_policy.round)} / ${escapeHtml(c.default_policy.probe)}` : '—'}</td>` +
       '</tr>';
   });
   return `<h2>Results</h2>
+<p>The last column says whether a hospital on the default privacy policy (no update from fewer than 64 images
+or batches under 16, secure sums of 3 or more, PRECODE with shard statistics or DP-SGD, no probes) would train
+the configuration's rounds and its probes at all; a refused configuration's leakage is what a hospital that
+opted out of its defaults would risk.</p>
 <p>Highlighted: worst-case gap ≤ ${TARGET_GAP_DB} dB under every attack run on that configuration. Gaps above
 ${TARGET_GAP_DB} dB are in red. DP ε is the largest per-envoy ε under DP-SGD (— where DP was off). The same numbers
 are in <code>audit.csv</code> and, with every per-image score, in <code>audit.json</code>.</p>

@@ -48,6 +48,8 @@ export interface ConfigurationResult {
   by_attack: Record<string, { psnr_gap_max_db: number; psnr_worst_case: number }>;
   /** The attack with the largest gap in each round. */
   round_winners: { round: number; attack: string; gap_db: number }[];
+  /** Whether an envoy on the default privacy policy would train this configuration's tasks, or which rule refuses. */
+  default_policy?: { round: string; probe: string };
   run_dir: string;
   seconds: number;
 }

@@ -9,6 +9,10 @@ import { auditRoundDir, readAuditRecord } from '../../core/audit.ts';
 import { loadPneumoniaMnist } from '../../core/data/npz.ts';
 import { readMetricsLog } from '../../director/run-folder.ts';
 import { runLocalFederation } from '../../local/federation.ts';
+import { resolvePolicy } from '../../core/config/privacy.ts';
+import type { ExperimentConfig } from '../../core/config/experiment.ts';
+import { probeTraining } from '../../director/audit.ts';
+import { brokenRule, factsFromConfig } from '../../envoy/policy/rules.ts';
 import { probeAttackConfig } from '../audit-attack.ts';
 import { runLeakage, type LeakageRunConfig } from '../run.ts';
 import type { AttackSpec, AuditConfiguration, AuditSweep } from './config.ts';
@@ -43,15 +47,14 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
   const dir = join(sweep.out, c.name);
   // Every sweep measures afresh: a director finding an earlier run of the same experiment would resume it.
   rmSync(dir, { recursive: true, force: true });
-  const experiment = {
-    name: `audit-${c.name.replace(/[^A-Za-z0-9_-]/g, "_")}`, rounds: sweep.rounds, min_envoys_to_start: envoys.length,
-    model: { ...sweep.model, ...c.model }, training: { ...sweep.training, ...c.training },
-    aggregation: { strategy: 'fedavg', min_envoys: Math.max(1, Math.ceil(envoys.length / 2)) },
-    secagg: { ...c.secagg }, audit: { enabled: true, probe: sweep.probe },
-  };
+  const experiment = experimentOf(sweep, c, envoys);
   const { final, config, files } = await runLocalFederation({
     dir, federation: FEDERATION, dataPath, envoys, partition: sweep.partition, trainLimit: sweep.train_limit, testLimit: sweep.test_limit,
     experiment, say: (line) => say(`  ${line}`),
+    // The default configuration keeps every hospital's default policy but for one local opt-in: it accepts the
+    // audit's probe, which must still keep every other rule (images, batch, secure cohort, defenses). The others
+    // run single-image probes that only an open policy accepts.
+    privacy: c.defaults ? { allow_probes: true } : { preset: 'open' },
   });
   if (final.type !== 'finished' || !final.test) throw new Error(`configuration ${c.name}: the experiment did not finish: ${final.message ?? final.type}`);
   if (final.test.roc_auc === null) throw new Error(`configuration ${c.name}: the test set has one class only, so ROC-AUC is undefined`);
@@ -77,8 +80,48 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
     utility: { roc_auc: final.test.roc_auc, accuracy: final.test.accuracy, sensitivity: final.test.sensitivity, specificity: final.test.specificity },
     dp_epsilon: maxEpsilon(runDir),
     attacks, ...judged(attacks),
+    default_policy: defaultPolicyVerdict(config, envoys.length),
     run_dir: runDir, seconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * The experiment a configuration runs. `defaults`: the experiment's own defaults (secure aggregation, PRECODE
+ * with shard statistics), probed with the most revealing update a default envoy's policy accepts. The others:
+ * plain (no secure aggregation, PRECODE or shard statistics) unless the configuration turns them on.
+ */
+function experimentOf(sweep: AuditSweep, c: AuditConfiguration, envoys: string[]) {
+  const base = {
+    name: `audit-${c.name.replace(/[^A-Za-z0-9_-]/g, '_')}`, rounds: sweep.rounds, min_envoys_to_start: envoys.length,
+    aggregation: { strategy: 'fedavg', min_envoys: Math.max(1, Math.ceil(envoys.length / 2)) },
+  };
+  if (c.defaults) {
+    const { width, seed, init } = sweep.model;
+    const { batch_norm_statistics: _bn, ...training } = sweep.training;
+    return { ...base, model: { width, seed, init }, training: { ...training, ...c.training }, audit: { enabled: true, probe: policyMinimalProbe() } };
+  }
+  return {
+    ...base,
+    model: { precode: { enabled: false }, ...sweep.model, ...c.model },
+    training: { batch_norm_statistics: 'batch', ...sweep.training, ...c.training },
+    secagg: { enabled: false, ...c.secagg }, audit: { enabled: true, probe: sweep.probe },
+  };
+}
+
+/** The most revealing update a default envoy sends: its fewest images, all in one plain SGD step. */
+export function policyMinimalProbe() {
+  const p = resolvePolicy();
+  return { examples_per_round: p.minExamples, batch_size: Math.max(p.minBatchSize, p.minExamples), local_epochs: 1, optimizer: 'sgd', momentum: 0, learning_rate: 0.001 };
+}
+
+/** Whether an envoy on the default privacy policy would train this configuration's round task and its probe. */
+function defaultPolicyVerdict(config: ExperimentConfig, cohort: number): ConfigurationResult['default_policy'] {
+  const policy = resolvePolicy();
+  const verdict = (training: ExperimentConfig['training'], kind: 'round' | 'probe') => {
+    const broken = brokenRule(policy, factsFromConfig(config, training, kind, cohort));
+    return broken ? `refused (${broken.rule})` : 'accepted';
+  };
+  return { round: verdict(config.training, 'round'), probe: config.audit.probe ? verdict(probeTraining(config), 'probe') : 'no probe' };
 }
 
 /** Whose updates to attack: the first k envoys one by one, or the one aggregate secure aggregation left. */
