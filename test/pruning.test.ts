@@ -1,5 +1,5 @@
 import test from 'ava';
-import { pruneUpdate } from '../ts/core/defenses/pruning.ts';
+import { pruneUpdate } from '../ts/envoy/pruning.ts';
 
 const update = {
   manifest: [{ name: 'a', shape: [2, 5] }, { name: 'b', shape: [4] }],

@@ -6,10 +6,10 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { pack, unpack } from 'msgpackr';
 import { SecAggSchema } from '../ts/core/config/experiment.ts';
-import { SecureAggregator } from '../ts/core/secagg/aggregator.ts';
+import { SecureAggregator } from '../ts/director/round/aggregator.ts';
 import { loadNative, loadNativeFrom } from '../ts/core/secagg/native.ts';
 import { planSecureRound, taskParams, type SecureRoundPlan } from '../ts/core/secagg/params.ts';
-import { SecureParticipant } from '../ts/core/secagg/participant.ts';
+import { SecureParticipant } from '../ts/envoy/release/participant.ts';
 import { FedAvg } from '../ts/director/strategies/fedavg.ts';
 
 const native = loadNative();

@@ -96,6 +96,17 @@ export const TaskHeaderSchema = z.object({
 });
 export type TaskHeader = z.infer<typeof TaskHeaderSchema>;
 
+/** The header of any message of a task: built here, once, from the task (or any message that carries one). */
+export function headerOf(t: TaskHeader): TaskHeader {
+  return { experiment: t.experiment, run_id: t.run_id, round: t.round, task_id: t.task_id };
+}
+
+/** Why a message's header is not the task's, or undefined when all four match. */
+export function headerMismatch(expected: TaskHeader, got: TaskHeader): string | undefined {
+  if (got.experiment === expected.experiment && got.run_id === expected.run_id && got.round === expected.round && got.task_id === expected.task_id) return undefined;
+  return `a message for round ${got.round + 1} of run ${got.run_id} is not expected now`;
+}
+
 /** The envoy answers on subjects derived from the header (results / secagg uploads), never on one the task names. */
 export const TrainTaskSchema = TaskHeaderSchema.extend({
   model: ModelSpecSchema,

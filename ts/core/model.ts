@@ -4,21 +4,16 @@
  * Defenses (e.g. the PRECODE bottleneck) plug in as `beforeClassifier` layers, so the factory never needs
  * to know about them.
  */
-import type * as TF from '@tensorflow/tfjs';
 import { tf } from './tf.ts';
 import { applyTorchDefaultInit } from './torch-init.ts';
 import type { ModelSpec } from './config/experiment.ts';
 import { precodePlugin } from './defenses/precode.ts';
+import type { LayersModel, ModelPlugins } from './model-types.ts';
 
-export type LayersModel = TF.LayersModel;
+export type { LayersModel, ModelPlugins } from './model-types.ts';
 
 /** moving = momentum * moving + (1 - momentum) * batch statistic, once per training step (tfjs-layers). */
 export const BN_MOMENTUM = 0.9;
-
-export interface ModelPlugins {
-  /** Layers inserted between the flattened features and the classifier (PRECODE goes here). */
-  beforeClassifier?: (seed: number) => TF.layers.Layer[];
-}
 
 /**
  * The model a spec describes. `spec.precode.enabled` inserts PRECODE before the classifier, ahead of any

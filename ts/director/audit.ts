@@ -10,9 +10,7 @@
 import { auditRoundDir, writeAuditRecord, type AuditKind } from '../core/audit.ts';
 import { TrainingSchema, type ExperimentConfig, type TrainingConfig } from '../core/config/experiment.ts';
 import type { FlatWeights } from '../core/weights.ts';
-import type { RoundCollection, RoundContext } from './round.ts';
-
-export type Collect = (ctx: RoundContext & { global: FlatWeights }) => Promise<RoundCollection>;
+import { collectRound, type RoundCollection, type RoundContext } from './round/index.ts';
 
 /** Probe training: the experiment's settings (defenses included) with the probe's overrides on top. */
 export function probeTraining(config: ExperimentConfig): TrainingConfig {
@@ -40,9 +38,9 @@ export function recordReceived(runDir: string, kind: AuditKind, round: number, c
 }
 
 /** The probe round: same global model, the probe's training settings; recorded, not aggregated. */
-export async function runProbe(collect: Collect, ctx: RoundContext & { global: FlatWeights }, runDir: string): Promise<void> {
+export async function runProbe(ctx: RoundContext, runDir: string): Promise<void> {
   const config = { ...ctx.config, training: probeTraining(ctx.config) };
-  const collection = await collect({ ...ctx, config, runId: `${ctx.runId}-probe`, audit: { kind: 'probe' } });
+  const collection = await collectRound({ ...ctx, config, runId: `${ctx.runId}-probe`, audit: { kind: 'probe' } });
   const dir = recordReceived(runDir, 'probe', ctx.round, config, ctx.global, collection);
   for (const d of collection.dropped) if (d.rule) ctx.registry.refused(d.envoy, d.rule, d.reason);
   const problems = [collection.failure, ...collection.dropped.map((d) => `${d.envoy}: ${d.reason}`)].filter(Boolean);

@@ -17,8 +17,7 @@ import { encodeWeights, readWeights, writeWeights, type FlatWeights } from '../c
 import type { EnvoyRegistry } from './registry.ts';
 import { loadNative } from '../core/secagg/native.ts';
 import { recordReceived, runProbe } from './audit.ts';
-import { collectRound, type RoundCollection } from './round.ts';
-import { collectSecureRound } from './secure-round.ts';
+import { collectRound, type RoundCollection } from './round/index.ts';
 import { configDigest, RunFolder, type RunState } from './run-folder.ts';
 import { makeStrategy, type AggregationStrategy } from './strategies/index.ts';
 import { modelProblem, withWeightCap } from './admission.ts';
@@ -69,7 +68,6 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
   let lastTest: ClassificationMetrics | undefined;
   try {
     if (config.secagg.enabled) loadNative(); // fail now, with the build instructions, not in round 1
-    const collect = config.secagg.enabled ? collectSecureRound : collectRound;
     await waitForEnvoys(deps, config);
     for (let round = state.next_round; round < config.rounds; round++) {
       const started = performance.now();
@@ -80,9 +78,9 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
         log.info(`'${config.name}' round ${round + 1}/${config.rounds} (run ${runId}): training on ${participants.join(', ') || 'nobody'}`);
         const ctx = { bus, config, runId, round, globalWeights: offered, global, participants, registry: deps.registry, log };
         const audited = config.audit.enabled;
-        collection = await collect({ ...ctx, audit: audited ? { kind: 'round' } : undefined });
+        collection = await collectRound({ ...ctx, audit: audited ? { kind: 'round' } : undefined });
         if (audited) recordReceived(folder.dir, 'round', round, config, global, collection);
-        if (audited && config.audit.probe) await runProbe(collect, ctx, folder.dir);
+        if (audited && config.audit.probe) await runProbe(ctx, folder.dir);
       } finally {
         offered.close();
       }

@@ -6,10 +6,9 @@
 import type { Subscription } from 'nats';
 import type { EnvoyConfig } from '../core/config/envoy.ts';
 import { Logger } from '../core/log.ts';
-import { kinds, PROTOCOL_VERSION, type TrainResult, type TrainTask } from '../core/messages.ts';
+import { headerOf, kinds, PROTOCOL_VERSION, type TrainResult, type TrainTask } from '../core/messages.ts';
 import { truthPath, writeAuditTruth } from '../core/audit.ts';
 import { subset } from '../core/data/dataset.ts';
-import { pruneUpdate } from '../core/defenses/pruning.ts';
 import { loadNative } from '../core/secagg/native.ts';
 import { buildModel, type LayersModel } from '../core/model.ts';
 import { progress, type Progress } from '../core/progress.ts';
@@ -17,12 +16,13 @@ import { subjects } from '../core/subjects.ts';
 import { describeBackend } from '../core/tf.ts';
 import { evaluate, trainLocal, type DpSteps } from '../core/training.ts';
 import type { Bus } from '../core/transport/bus.ts';
-import { chunkBytesFor, fetchBlob, offerBlob } from '../core/transport/blobs.ts';
+import { chunkBytesFor, fetchBlob } from '../core/transport/blobs.ts';
 import { connectBus } from '../core/transport/connection.ts';
-import { decodeWeights, encodeWeights, readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
+import { decodeWeights, readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
 import { resolvePolicy } from '../core/config/privacy.ts';
 import { PrivacyGuard } from './policy/index.ts';
-import { SecureTask, type TrainedUpdate } from './secure-task.ts';
+import { SecureRelease, releaseFor, type TrainedUpdate } from './release/index.ts';
+import { pruneUpdate } from './pruning.ts';
 import { clipToNorm, finiteOrNothing } from './update-bounds.ts';
 import type { Shard } from './shard.ts';
 
@@ -38,8 +38,8 @@ export class Envoy {
   private stopped = false;
   /** The hospital's privacy policy and its persistent ledger (policy/): the last word on every task. */
   private readonly guard: PrivacyGuard;
-  /** The secure-aggregation task in progress, which stage messages from the director are routed to. */
-  private secure?: SecureTask;
+  /** The secure-aggregation release in progress, which stage messages from the director are routed to. */
+  private secure?: SecureRelease;
 
   constructor(private readonly config: EnvoyConfig, private readonly shard: Shard) {
     this.log = new Logger(`envoy ${config.name}`);
@@ -134,7 +134,7 @@ export class Envoy {
     this.busy = true;
     // In the ledger before training: a crash from here on leaves the update counted.
     this.guard.charge(task, this.shard.descriptor.counts.train);
-    void (task.secagg ? this.runSecureTask(task) : this.runTask(task))
+    void this.runTask(task)
       .then((released) => this.guard.settle(task, released, released ? undefined : 'the round ended before the update left'))
       .catch((error) => this.log.error(`task ${task.task_id} failed: ${(error as Error).message}`))
       .finally(() => { this.busy = false; });
@@ -154,49 +154,22 @@ export class Envoy {
     if (this.guard.ledger.damaged.length) this.log.warn(`privacy ledger: skipped unreadable ${this.guard.ledger.damaged.join(', ')} (a write cut short by a crash)`);
   }
 
-  /** Resolves true when the update left this process (the director acknowledged it). */
+  /** Trains and releases the update the way the task says (release/); true when it left this process. */
   private async runTask(task: TrainTask): Promise<boolean> {
     const log = this.log.child(`${task.experiment} r${task.round + 1}`);
-    let result: TrainResult;
-    let offered: ReturnType<typeof offerBlob> | undefined;
+    const release = releaseFor(task, {
+      bus: this.bus!, envoy: this.name, director: this.director, log, chunkBytes: chunkBytesFor(this.bus!, this.config.nats.max_chunk_bytes),
+    });
+    if (release instanceof SecureRelease) this.secure = release;
     try {
-      const trained = await this.train(task, log);
-      offered = offerBlob(this.bus!, encodeWeights(trained.delta), [this.director], chunkBytesFor(this.bus!, this.config.nats.max_chunk_bytes));
-      result = { ...trained.result, update: offered.refFor(this.director) };
-    } catch (error) {
-      log.error(`task failed: ${(error as Error).message}`);
-      result = {
-        experiment: task.experiment, run_id: task.run_id, round: task.round, task_id: task.task_id, envoy: this.name,
-        ok: false, error: (error as Error).message, examples: 0,
-      };
-    }
-    try {
-      return (await this.sendResult(task, result)) && !!result.update;
+      return await release.run(() => this.train(task, log));
     } finally {
-      offered?.close();
-    }
-  }
-
-  /** Secure aggregation: the update goes out masked through the protocol stages, metrics beside it. */
-  private async runSecureTask(task: TrainTask): Promise<boolean> {
-    const log = this.log.child(`${task.experiment} r${task.round + 1}`);
-    const secure = new SecureTask({
-      bus: this.bus!, envoy: this.name, director: this.director, log,
-      chunkBytes: chunkBytesFor(this.bus!, this.config.nats.max_chunk_bytes),
-    }, task);
-    this.secure = secure;
-    try {
-      return await secure.run(async (): Promise<TrainedUpdate> => {
-        const trained = await this.train(task, log);
-        return { delta: trained.delta.values, result: trained.result };
-      });
-    } finally {
-      if (this.secure === secure) this.secure = undefined;
+      if (this.secure === release) this.secure = undefined;
     }
   }
 
   /** Local training on the task's global model: the delta, and a result carrying metrics only. */
-  protected async train(task: TrainTask, log: Logger): Promise<{ delta: FlatWeights; result: TrainResult }> {
+  protected async train(task: TrainTask, log: Logger): Promise<TrainedUpdate> {
     const global = decodeWeights(await fetchBlob(this.bus!, task.weights));
     const model = this.modelFor(task);
     writeWeights(model, global);
@@ -221,8 +194,7 @@ export class Envoy {
     log.info(`trained ${trained.steps} steps on ${trained.examples} examples in ${trained.seconds.toFixed(1)} s, loss ${trained.meanLoss.toFixed(4)}`);
     if (task.audit) this.recordAuditTruth(task, trained.trainedIndices, log);
     const result: TrainResult = {
-      experiment: task.experiment, run_id: task.run_id, round: task.round, task_id: task.task_id, envoy: this.name,
-      ok: true, examples: trained.examples,
+      ...headerOf(task), envoy: this.name, ok: true, examples: trained.examples,
       train: { loss: trained.meanLoss, steps: trained.steps, seconds: trained.seconds },
       val_global: finiteOrNothing(valGlobal, 'val_global', log), val_local: finiteOrNothing(valLocal, 'val_local', log),
       privacy: trained.dp && this.account(task, trained.dp, log),
@@ -262,22 +234,6 @@ export class Envoy {
       labels: trained.labels, images: trained.images, sampleShape: trained.sampleShape,
     });
     log.debug(`audit: recorded the ${indices.length} trained image(s) in ${path}`);
-  }
-
-  /** The director acknowledges once it has fetched the update; until then the update stays offered. */
-  /** True when the director accepted the result (and so fetched the update it names). */
-  protected async sendResult(task: TrainTask, result: TrainResult): Promise<boolean> {
-    const subject = subjects.results(this.config.federation, task.experiment, task.run_id, this.name);
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        const ack = await this.bus!.request(kinds.result, subject, this.director, result, 120_000, 'sending the training result');
-        if (!ack.accepted) this.log.warn(`director did not accept the result: ${ack.reason}`);
-        return ack.accepted;
-      } catch (error) {
-        this.log.warn(`${(error as Error).message} (attempt ${attempt}/3)`);
-      }
-    }
-    return false;
   }
 
   private modelFor(task: TrainTask): LayersModel {

@@ -22,7 +22,7 @@ import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../tf.ts';
 import { SeededRandom } from '../data/rng.ts';
 import type { PrecodeConfig } from '../config/experiment.ts';
-import type { LayersModel, ModelPlugins } from '../model.ts';
+import type { LayersModel, ModelPlugins } from '../model-types.ts';
 
 /** The layer's name in every model: its weights are `precode/encoder/kernel`, ... (see weight names below). */
 export const PRECODE_LAYER_NAME = 'precode';

@@ -10,7 +10,22 @@
 import { createRequire } from 'node:module';
 import type * as Native from '../../../bindings/native.d.cts';
 import { Logger } from '../log.ts';
-import { loadNativeFrom, SecAggUnavailableError, type NativeAddon } from './native.ts';
+
+export type NativeAddon = typeof Native;
+
+export class SecAggUnavailableError extends Error {
+  override name = 'SecAggUnavailableError';
+}
+
+/** The addon's loader proper, with the module path open so a test can point it at a missing build. */
+export function loadNativeFrom(modulePath: string): NativeAddon {
+  try {
+    return createRequire(import.meta.url)(modulePath) as NativeAddon;
+  } catch (error) {
+    throw new SecAggUnavailableError('secure aggregation needs the native addon, which could not be loaded ' +
+      `(${(error as Error).message.split('\n')[0]}); build it with \`bash bindings/build.sh\``, { cause: error });
+  }
+}
 
 /** The one interface both backends satisfy: the addon's API (bindings/index.d.ts). */
 export type SecAggBackend = NativeAddon;

@@ -1,39 +1,33 @@
 /**
- * An envoy's part in a secure-aggregation round: advertise and share keys as soon as the task arrives,
+ * Secure release, an envoy's part in a secure-aggregation round: advertise and share keys as soon as the task arrives,
  * train, then send the masked update and reveal the shares the director asks for. Each stage's message from
  * the director arrives on the envoy's secagg subject and is handed to the task waiting for it.
  * The update leaves this process only masked; logs name stages, never keys, shares or values.
  */
-import type { Logger } from '../core/log.ts';
 import {
-  kinds, type SecAggDelivery, type SecAggStage, type SecAggTask, type SecAggUpload, type TrainResult, type TrainTask,
-} from '../core/messages.ts';
-import { loadNative } from '../core/secagg/native.ts';
-import { SecureParticipant } from '../core/secagg/participant.ts';
-import { subjects } from '../core/subjects.ts';
-import type { Bus } from '../core/transport/bus.ts';
-import { offerBlob, type OfferedBlob } from '../core/transport/blobs.ts';
-
-export interface SecureTaskDeps { bus: Bus; envoy: string; director: string; chunkBytes: number; log: Logger }
-
-/** What local training hands over: the delta stays here, the result (metrics only) goes out in the clear. */
-export interface TrainedUpdate { delta: Float32Array; result: TrainResult }
+  headerMismatch, headerOf, kinds, type SecAggDelivery, type SecAggStage, type SecAggTask, type SecAggUpload, type TrainTask,
+} from '../../core/messages.ts';
+import { loadNative } from '../../core/secagg/native.ts';
+import { subjects } from '../../core/subjects.ts';
+import { offerBlob, type OfferedBlob } from '../../core/transport/blobs.ts';
+import { SecureParticipant } from './participant.ts';
+import type { Release, ReleaseDeps, TrainedUpdate } from './types.ts';
 
 type Inbound = Exclude<SecAggDelivery['stage'], 'abort'>;
 interface Slot { promise: Promise<Uint8Array>; resolve(m: Uint8Array): void; reject(e: Error): void }
 
-export class SecureTask {
+export class SecureRelease implements Release {
   private readonly inbox = new Map<Inbound, Slot>();
   private aborted?: Error;
   private readonly params: SecAggTask;
 
-  constructor(private readonly deps: SecureTaskDeps, private readonly task: TrainTask) {
+  constructor(private readonly deps: ReleaseDeps, private readonly task: TrainTask) {
     if (!task.secagg) throw new Error('not a secure aggregation task');
     this.params = task.secagg;
   }
 
   matches(d: SecAggDelivery): boolean {
-    return d.experiment === this.task.experiment && d.run_id === this.task.run_id && d.round === this.task.round && d.task_id === this.task.task_id;
+    return headerMismatch(this.task, d) === undefined;
   }
 
   deliver(d: SecAggDelivery): { accepted: boolean; reason?: string } {
@@ -66,7 +60,7 @@ export class SecureTask {
       const trained = await train();
       const bundle = await this.receive('shares', roundMs);
       stage = 'masked_input';
-      const masked = await participant.maskedInput(bundle, trained.delta);
+      const masked = await participant.maskedInput(bundle, trained.delta.values);
       if (masked.clipped) log.warn(`secure aggregation: ${masked.clipped} weighted delta values exceeded the clip range ±${this.params.clip} and were clipped`);
       offered = offerBlob(this.deps.bus, masked.message, [this.deps.director], this.deps.chunkBytes);
       await this.upload({ stage, blob: offered.refFor(this.deps.director), result: trained.result });
@@ -120,8 +114,7 @@ export class SecureTask {
   private async upload(body: Pick<SecAggUpload, 'stage' | 'blob' | 'error' | 'result'> & { message?: Uint8Array }): Promise<void> {
     const { message, ...rest } = body;
     const full = {
-      experiment: this.task.experiment, run_id: this.task.run_id, round: this.task.round, task_id: this.task.task_id,
-      envoy: this.deps.envoy, ...rest, ...(message ? { message: message as Uint8Array<ArrayBuffer> } : {}),
+      ...headerOf(this.task), envoy: this.deps.envoy, ...rest, ...(message ? { message: message as Uint8Array<ArrayBuffer> } : {}),
     };
     // The director fetches a masked input before it answers, so that upload gets as long as a result does.
     const { bus } = this.deps;

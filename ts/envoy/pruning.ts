@@ -4,7 +4,7 @@
  * zero. Per tensor, as the paper's reference code prunes each parameter's gradient by its own percentile:
  * a global threshold would wipe out whole small layers (BatchNorm) whose entries are small but informative.
  */
-import { slicesOf, type FlatWeights } from '../weights.ts';
+import { slicesOf, type FlatWeights } from '../core/weights.ts';
 
 export interface PruningReport { kept: number; total: number }
 

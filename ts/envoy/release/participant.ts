@@ -2,11 +2,11 @@
  * An envoy's side of one SecAgg+ round: wraps the addon's client and the quantizer, in stage order. It only
  * ever hands out masked or encrypted bytes; the update itself never leaves this object.
  */
-import type { SecAggTask } from '../messages.ts';
-import { encodeUpdate, quantizerFor, type Quantizer } from './codec.ts';
-import { asBuffer, protocolError } from './errors.ts';
-import type { NativeAddon } from './native.ts';
-import { roundConfigOf } from './params.ts';
+import type { SecAggTask } from '../../core/messages.ts';
+import { encodeUpdate, quantizerFor, type Quantizer } from '../../core/secagg/codec.ts';
+import { asBuffer, protocolError } from '../../core/secagg/errors.ts';
+import type { NativeAddon } from '../../core/secagg/native.ts';
+import { roundConfigOf } from '../../core/secagg/params.ts';
 
 export type ParticipantParams = Omit<SecAggTask, 'upload_subject' | 'stage_timeout_ms' | 'round_timeout_ms'>;
 

@@ -4,11 +4,11 @@
  * the sum; an individual update is never reconstructable from what passes through here.
  */
 import { unpack } from 'msgpackr';
-import type { SecAggStage } from '../messages.ts';
-import { aggregateErrorBound, decodeAggregate, quantizerFor, type Quantizer } from './codec.ts';
-import { asBuffer, protocolError, SecAggProtocolError } from './errors.ts';
-import type { NativeAddon } from './native.ts';
-import { cohortIds, roundConfigOf, type SecureRoundPlan } from './params.ts';
+import type { SecAggStage } from '../../core/messages.ts';
+import { aggregateErrorBound, decodeAggregate, quantizerFor, type Quantizer } from '../../core/secagg/codec.ts';
+import { asBuffer, protocolError, SecAggProtocolError } from '../../core/secagg/errors.ts';
+import type { NativeAddon } from '../../core/secagg/native.ts';
+import { cohortIds, roundConfigOf, type SecureRoundPlan } from '../../core/secagg/params.ts';
 
 export interface SecureAggregate {
   /** FedAvg delta of the included envoys (example-weighted mean). */

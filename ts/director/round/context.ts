@@ -1,0 +1,41 @@
+/** What one round's collection step is given and what it hands back to the experiment runner. */
+import type { ExperimentConfig } from '../../core/config/experiment.ts';
+import type { Logger } from '../../core/log.ts';
+import type { TrainResult, TrainTask } from '../../core/messages.ts';
+import type { Bus } from '../../core/transport/bus.ts';
+import type { OfferedBlob } from '../../core/transport/blobs.ts';
+import type { FlatWeights } from '../../core/weights.ts';
+import type { EnvoyRegistry } from '../registry.ts';
+import type { ClientUpdate } from '../strategies/index.ts';
+
+export interface RoundContext {
+  bus: Bus;
+  config: ExperimentConfig;
+  runId: string;
+  round: number;
+  /** The global model, offered to every participant. */
+  globalWeights: OfferedBlob;
+  /** The same model as a vector: updates must fit it; its size fixes a secure round's vector length. */
+  global: FlatWeights;
+  participants: string[];
+  registry: EnvoyRegistry;
+  log: Logger;
+  /** Set on audited rounds: the envoys record which images they trained on (core/audit.ts). */
+  audit?: TrainTask['audit'];
+}
+
+/** An envoy that left the round, and why; `rule` when its privacy policy refused the task (envoy.yaml key). */
+export interface Dropout { envoy: string; reason: string; rule?: string }
+
+export interface RoundCollection {
+  updates: ClientUpdate[];
+  results: TrainResult[];
+  dropped: Dropout[];
+  /** Envoys whose updates are in `updates` (a secure round hands over one pre-summed update); default updates.length. */
+  contributors?: number;
+  /** Set when the round cannot produce an aggregate; says why. */
+  failure?: string;
+}
+
+/** Raised to end the round as failed (not the experiment): the message says why. */
+export class RoundFailure extends Error {}

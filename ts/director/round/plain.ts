@@ -1,0 +1,87 @@
+/**
+ * Plain aggregation: each envoy's update reaches the director in the clear and is checked one by one (shape,
+ * finiteness, norm bound) and then against the rest of the cohort (admission.ts). One stage: training.
+ */
+import type { Subscription } from 'nats';
+import { kinds, type TrainResult } from '../../core/messages.ts';
+import { subjects } from '../../core/subjects.ts';
+import type { Peer } from '../../core/trust/index.ts';
+import { fetchBlob } from '../../core/transport/blobs.ts';
+import { decodeWeights } from '../../core/weights.ts';
+import { admittedExamples, screenCohort, updateProblem } from '../admission.ts';
+import type { ClientUpdate } from '../strategies/index.ts';
+import type { Cohort, Stage } from './cohort.ts';
+import type { RoundCollection, RoundContext } from './context.ts';
+import type { RoundWorkflow } from './workflow.ts';
+
+export class PlainWorkflow implements RoundWorkflow {
+  private readonly updates: ClientUpdate[] = [];
+  private readonly results: TrainResult[] = [];
+  private readonly receiving = new Set<string>();
+  private sub?: Subscription;
+
+  constructor(private readonly ctx: RoundContext) {}
+
+  taskExtras() { return {}; }
+
+  stages(): Stage[] {
+    return [{ name: 'result', timeoutMs: this.ctx.config.round_timeout_seconds * 1000, long: true }];
+  }
+
+  listen(cohort: Cohort): void {
+    const { bus, config, runId } = this.ctx;
+    this.sub = bus.serve(kinds.result, subjects.results(bus.federation, config.name, runId, '*'), (result, sender) => this.receive(cohort, result, sender), {
+      senderInSubject: true,
+      // A result this round expects but cannot read (malformed, non-finite metrics) ends that envoy's round at once.
+      onRefused: (sender, reason) => cohort.drop(sender, `its result was refused: ${reason}`),
+    });
+  }
+
+  collection(cohort: Cohort): RoundCollection {
+    // Updates far outside the rest of the cohort leave the round (admission.ts: `min_cosine`, `max_norm_ratio`).
+    const { config, log, round } = this.ctx;
+    const { kept, refused } = screenCohort(this.updates, { minCosine: config.aggregation.min_cosine, maxNormRatio: config.aggregation.max_norm_ratio });
+    for (const r of refused) log.warn(`round ${round + 1}: continuing without ${r.envoy}: ${r.reason}`);
+    const out = new Set(refused.map((r) => r.envoy));
+    return { updates: kept, results: this.results.filter((r) => !out.has(r.envoy)), dropped: [...cohort.dropped, ...refused] };
+  }
+
+  close(): void { this.sub?.unsubscribe(); }
+
+  private async receive(cohort: Cohort, result: TrainResult, sender: Peer) {
+    const { bus, config, global, round } = this.ctx;
+    if (result.envoy !== sender.name) {
+      bus.trust.rejections.record(sender.name, 'speaks for another envoy', `a result of ${result.envoy}`);
+      return { accepted: false, reason: `${sender.name} cannot send ${result.envoy}'s result` };
+    }
+    const unexpected = cohort.refusal(result.envoy, result);
+    if (unexpected) return { accepted: false, reason: unexpected };
+    if (!result.ok || !result.update) {
+      cohort.drop(result.envoy, `its training failed: ${result.error ?? 'no update'}`);
+      return { accepted: true };
+    }
+    // Results are handled concurrently: one envoy's result is fetched once, even if it is sent again meanwhile.
+    if (this.receiving.has(result.envoy)) return { accepted: false, reason: `${result.envoy}'s result is being received already` };
+    this.receiving.add(result.envoy);
+    try {
+      const delta = decodeWeights(await fetchBlob(bus, result.update, { maxBytes: 64 + 8 * global.values.length + 64 * global.manifest.length + 1024 }));
+      if (!cohort.has(result.envoy)) return { accepted: false, reason: `${result.envoy} left round ${round + 1} while its update was fetched` };
+      const problem = updateProblem(delta, global, config.aggregation.max_update_norm);
+      if (problem) {
+        cohort.drop(result.envoy, `its update was refused: ${problem}`);
+        return { accepted: false, reason: problem };
+      }
+      const admitted = admittedExamples(result.envoy, result.examples, this.ctx.registry, bus.trust);
+      if (admitted.note) this.ctx.log.warn(`round ${round + 1}: ${admitted.note}`);
+      this.updates.push({ envoy: result.envoy, examples: admitted.examples, delta });
+      this.results.push({ ...result, examples: admitted.examples });
+      cohort.answer(result.envoy);
+      return { accepted: true };
+    } catch (error) {
+      cohort.drop(result.envoy, `its update could not be received: ${(error as Error).message}`);
+      return { accepted: false, reason: (error as Error).message };
+    } finally {
+      this.receiving.delete(result.envoy);
+    }
+  }
+}
