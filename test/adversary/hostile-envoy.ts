@@ -25,10 +25,10 @@ class HostileEnvoy extends Envoy {
     super(config, shard);
   }
 
-  protected override async train(task: TrainTask, log: Logger): Promise<{ delta: FlatWeights; result: TrainResult }> {
+  protected override async train(task: TrainTask, global: FlatWeights, log: Logger): Promise<{ delta: FlatWeights; result: TrainResult }> {
     const mode = this.plan[task.experiment]?.[task.round] ?? 'honest';
     if (mode === 'flood') void this.flood();
-    const honest = await super.train(task, log);
+    const honest = await super.train(task, global, log);
     log.warn(`HOSTILE round ${task.round + 1}: ${mode}`);
     const { delta, result } = honest;
     const values = delta.values;

@@ -82,6 +82,11 @@ export const SecAggTaskSchema = z.object({
   vector_len: z.number().int().positive(),
   graph_seed: z.instanceof(Uint8Array),
   scale: Finite().positive(),
+  /**
+   * Who is in the sum: every cohort member's name, client id and weight. Envoys check the names against the
+   * roster (no sybils) and sign a digest covering all of it (no one gets a different cohort or weight).
+   */
+  members: z.array(z.object({ envoy: NameSchema, client_id: z.number().int().nonnegative(), scale: Finite().positive() }).strict()).min(1),
   stage_timeout_ms: z.number().int().positive(),
   round_timeout_ms: z.number().int().positive(),
 }).strict();
@@ -134,6 +139,8 @@ export const TrainResultSchema = TaskHeaderSchema.extend({
   envoy: NameSchema,
   ok: z.boolean(),
   error: z.string().max(1000).optional(),
+  /** With an error that is a refusal (the envoy's check of its director, say): the rule that said no. */
+  rule: z.string().max(100).optional(),
   examples: z.number().int().nonnegative(),
   train: z.object({ loss: Finite(), steps: z.number().int(), seconds: Finite() }).strict().optional(),
   /** The received global model on this envoy's validation split (before local training). */
@@ -150,9 +157,23 @@ export type TrainResult = z.infer<typeof TrainResultSchema>;
 export const ResultAckSchema = z.object({ accepted: z.boolean(), reason: z.string().optional() }).strict();
 
 /** Director -> envoy: the addon's message for this envoy at the end of a stage, or 'abort' (round over). */
+export const SignedAdvertisementSchema = z.object({
+  envoy: NameSchema,
+  client_id: z.number().int().nonnegative(),
+  /** The addon's AdvertiseKeys message, as the envoy sent it. */
+  advert: z.instanceof(Uint8Array),
+  /** The task digest the envoy computed (core/task-digest.ts). */
+  digest: z.instanceof(Uint8Array).refine((d) => d.length === 32, 'a 32-byte digest'),
+  /** The envoy's Ed25519 attestation over (federation, envoy, client id, digest, SHA-256 of advert). */
+  signature: z.instanceof(Uint8Array),
+}).strict();
+export type SignedAdvertisement = z.infer<typeof SignedAdvertisementSchema>;
+
 export const SecAggDeliverySchema = TaskHeaderSchema.extend({
   stage: z.enum(['keys', 'shares', 'unmask', 'abort']),
   message: z.instanceof(Uint8Array).optional(),
+  /** With the keys: every cohort member's signed advertisement, so each envoy checks the others' digests itself. */
+  advertisements: z.array(SignedAdvertisementSchema).optional(),
   reason: z.string().max(1000).optional(),
 }).strict();
 export type SecAggDelivery = z.infer<typeof SecAggDeliverySchema>;
@@ -163,8 +184,13 @@ export const SecAggUploadSchema = TaskHeaderSchema.extend({
   stage: z.enum(['advertise', 'share_keys', 'masked_input', 'unmask']),
   message: z.instanceof(Uint8Array).optional(),
   blob: BlobRefSchema.optional(),
+  /** With the advertisement: the task digest and the envoy's attestation (SignedAdvertisementSchema). */
+  digest: z.instanceof(Uint8Array).optional(),
+  signature: z.instanceof(Uint8Array).optional(),
   /** The envoy cannot go on (e.g. training failed): the director drops it from the round. */
   error: z.string().max(1000).optional(),
+  /** With an error that is a refusal (a director that cheats, say): the rule that said no. */
+  rule: z.string().max(100).optional(),
   /** With the masked input: the envoy's metrics in the clear (never an update). */
   result: TrainResultSchema.optional(),
 }).strict();

@@ -89,7 +89,7 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
       const refusals = collection.dropped.filter((d) => d.rule).map((d) => ({ envoy: d.envoy, rule: d.rule!, reason: d.reason }));
       for (const r of refusals) {
         deps.registry.refused(r.envoy, r.rule, r.reason);
-        log.warn(`round ${round + 1}: ${r.envoy} refused the task by its privacy policy (${r.rule})`);
+        log.warn(`round ${round + 1}: ${r.envoy} refused the task ${r.rule.startsWith('honest_director.') ? 'after checking its director' : 'by its privacy policy'} (${r.rule})`);
       }
       // Policies do not change between rounds: if they leave too few envoys, the experiment cannot run at all.
       const willing = participants.length - refusals.length;

@@ -21,7 +21,8 @@ import { connectBus } from '../core/transport/connection.ts';
 import { decodeWeights, readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
 import { resolvePolicy } from '../core/config/privacy.ts';
 import { PrivacyGuard } from './policy/index.ts';
-import { SecureRelease, releaseFor, type TrainedUpdate } from './release/index.ts';
+import { DirectorChecks, DirectorRefused } from './director-checks/index.ts';
+import { SecureRelease, releaseFor, type ReceivedModel, type TrainedUpdate } from './release/index.ts';
 import { pruneUpdate } from './pruning.ts';
 import { clipToNorm, finiteOrNothing } from './update-bounds.ts';
 import type { Shard } from './shard.ts';
@@ -40,6 +41,8 @@ export class Envoy {
   private readonly guard: PrivacyGuard;
   /** The secure-aggregation release in progress, which stage messages from the director are routed to. */
   private secure?: SecureRelease;
+  /** What this envoy checks of its director before anything derived from its data leaves (director-checks/). */
+  private checks?: DirectorChecks;
 
   constructor(private readonly config: EnvoyConfig, private readonly shard: Shard) {
     this.log = new Logger(`envoy ${config.name}`);
@@ -59,6 +62,7 @@ export class Envoy {
       throw new Error(`the kit is ${trust.self}'s (${trust.role}) in federation '${trust.federation}', not envoy ${this.name}'s of '${this.config.federation}'`);
     }
     this.director = trust.director();
+    this.checks = new DirectorChecks(trust, this.name);
     this.log.info(`protection: ${trust.describe()}; tasks accepted from ${this.director} only`);
     this.describePolicy();
     const f = this.config.federation;
@@ -124,6 +128,11 @@ export class Envoy {
       this.log.warn(`refused ${task.experiment} round ${task.round + 1}${task.audit?.kind === 'probe' ? ' (probe)' : ''} by privacy policy ${refusal.rule}: ${refusal.reason}`);
       return { accepted: false, reason: `privacy policy ${refusal.rule}: ${refusal.reason}`, rule: refusal.rule };
     }
+    const cheat = this.checks!.taskProblem(task);
+    if (cheat) {
+      this.log.warn(`refused ${task.experiment} round ${task.round + 1}: ${cheat.rule}: ${cheat.reason}`);
+      return { accepted: false, reason: `${cheat.rule}: ${cheat.reason}`, rule: cheat.rule };
+    }
     if (task.secagg) {
       try {
         loadNative();
@@ -159,18 +168,33 @@ export class Envoy {
     const log = this.log.child(`${task.experiment} r${task.round + 1}`);
     const release = releaseFor(task, {
       bus: this.bus!, envoy: this.name, director: this.director, log, chunkBytes: chunkBytesFor(this.bus!, this.config.nats.max_chunk_bytes),
+      checks: this.checks!, minCohort: this.guard.policy.minCohort,
     });
     if (release instanceof SecureRelease) this.secure = release;
     try {
-      return await release.run(() => this.train(task, log));
+      return await release.run(() => this.receiveModel(task, log), async (model) => {
+        const trained = await this.train(task, model.weights, log);
+        this.checks!.trained(task, model.weights);
+        return trained;
+      });
     } finally {
       if (this.secure === release) this.secure = undefined;
     }
   }
 
+  /** The round's global model, fetched and checked: a model the director could not honestly send is refused. */
+  private async receiveModel(task: TrainTask, log: Logger): Promise<ReceivedModel> {
+    const weights = decodeWeights(await fetchBlob(this.bus!, task.weights));
+    const refusal = this.checks!.modelProblem(task, weights);
+    if (refusal) {
+      log.warn(`refused the model of round ${task.round + 1}: ${refusal.rule}: ${refusal.reason}`);
+      throw new DirectorRefused(refusal);
+    }
+    return { weights, sha256: task.weights.sha256 };
+  }
+
   /** Local training on the task's global model: the delta, and a result carrying metrics only. */
-  protected async train(task: TrainTask, log: Logger): Promise<TrainedUpdate> {
-    const global = decodeWeights(await fetchBlob(this.bus!, task.weights));
+  protected async train(task: TrainTask, global: FlatWeights, log: Logger): Promise<TrainedUpdate> {
     const model = this.modelFor(task);
     writeWeights(model, global);
     const valGlobal = this.shard.val ? evaluate(model, this.shard.val) : undefined;

@@ -31,6 +31,6 @@ export function tableRow(event: ExperimentEvent): string {
   ];
   const row = cells.map((c) => c.padStart(WIDTH)).join(' ');
   // A hospital's privacy policy said no: say who and by which rule, under the row.
-  const refusals = (event.refusals ?? []).map((r) => `\n  ${r.envoy} refused by its privacy policy (${r.rule}): ${r.reason.replace(/^it declined the task: privacy policy [^:]+: /, '')}`);
+  const refusals = (event.refusals ?? []).map((r) => `\n  ${r.envoy} refused ${r.rule.startsWith('honest_director.') ? 'its director' : 'by its privacy policy'} (${r.rule}): ${r.reason.replace(/^it declined the task: privacy policy [^:]+: /, '')}`);
   return row + refusals.join('');
 }

@@ -115,5 +115,6 @@ export function taskParams(plan: SecureRoundPlan, envoy: string): Omit<SecAggTas
     client_id: id, experiment_id: plan.experimentId, cohort: cohortIds(plan), neighbours: plan.neighbours,
     threshold: plan.threshold, bits: plan.bits, clip: plan.clip, vector_len: plan.vectorLen, graph_seed: new Uint8Array(plan.graphSeed),
     scale: plan.examples.get(envoy)! / plan.meanExamples,
+    members: [...plan.ids].sort(([, a], [, b]) => a - b).map(([name, client_id]) => ({ envoy: name, client_id, scale: plan.examples.get(name)! / plan.meanExamples })),
   };
 }

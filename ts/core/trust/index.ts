@@ -80,6 +80,18 @@ export interface Trust {
   director(): string;
   /** One line for the start-up log: what protects this participant's traffic. */
   describe(): string;
+  /**
+   * Signs a statement other members check without the bus in between (a secure-aggregation advertisement
+   * relayed by the director, say); domain-separated from message signatures. Insecure: empty.
+   */
+  attest(statement: Uint8Array): Uint8Array;
+  /** Whether `signature` is `name`'s attestation of `statement`, `name` an active member in `role`. Insecure: false. */
+  verifyAttestation(name: string, role: Role, statement: Uint8Array, signature: Uint8Array): boolean;
+}
+
+/** What an attestation signs: never the bytes of a message envelope, whatever the statement. */
+function attestationBytes(federation: string, statement: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.from(`FL-SecFlow attestation v1\0${federation}\0`), statement]);
 }
 
 /** The director's name where there is no roster (insecure mode). */
@@ -188,6 +200,16 @@ class SecureTrust implements Trust {
 
   member(name: string): Member | undefined { return this.currentRoster().active(name); }
 
+  attest(statement: Uint8Array): Uint8Array {
+    return signBytes(this.kit.signingKey, attestationBytes(this.federation, statement));
+  }
+
+  verifyAttestation(name: string, role: Role, statement: Uint8Array, signature: Uint8Array): boolean {
+    const member = this.currentRoster().active(name);
+    if (!member || member.role !== role) return false;
+    return verifyBytes(member.signingKey, attestationBytes(this.federation, statement), signature);
+  }
+
   admits(name: string, role: Role): boolean { return this.currentRoster().active(name)?.role === role; }
 
   members(role: Role): Member[] { return this.currentRoster().members(role); }
@@ -251,6 +273,8 @@ class InsecureTrust implements Trust {
   }
 
   member(): Member | undefined { return undefined; }
+  attest(): Uint8Array { return new Uint8Array(0); }
+  verifyAttestation(): boolean { return false; }
   admits(): boolean { return true; }
   members(): Member[] { return []; }
   director(): string { return INSECURE_DIRECTOR_NAME; }

@@ -23,9 +23,11 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
   }
   const cohort = new Cohort(ctx);
   try {
+    const taskFor = (envoy: string): TrainTask => ({ ...baseTask(ctx, cohort, envoy), ...workflow.taskExtras(envoy) });
+    if (ctx.participants.length) workflow.bind?.(taskFor(ctx.participants[0]));
     workflow.listen(cohort);
     await ctx.bus.flush(); // answers may come as soon as the first task is accepted
-    await cohort.run(workflow.stages(cohort), (envoy) => ({ ...baseTask(ctx, cohort, envoy), ...workflow.taskExtras(envoy) }));
+    await cohort.run(workflow.stages(cohort), taskFor);
     return await workflow.collection(cohort);
   } catch (error) {
     if (!(error instanceof RoundFailure || error instanceof SecAggProtocolError)) throw error;

@@ -57,7 +57,7 @@ export class PlainWorkflow implements RoundWorkflow {
     const unexpected = cohort.refusal(result.envoy, result);
     if (unexpected) return { accepted: false, reason: unexpected };
     if (!result.ok || !result.update) {
-      cohort.drop(result.envoy, `its training failed: ${result.error ?? 'no update'}`);
+      cohort.drop(result.envoy, result.rule ? `it refused the round: ${result.error}` : `its training failed: ${result.error ?? 'no update'}`, result.rule);
       return { accepted: true };
     }
     // Results are handled concurrently: one envoy's result is fetched once, even if it is sent again meanwhile.

@@ -9,10 +9,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Subscription } from 'nats';
-import { kinds, type SecAggDelivery, type SecAggStage, type SecAggUpload, type TrainResult } from '../../core/messages.ts';
+import { kinds, type SecAggDelivery, type SecAggStage, type SecAggUpload, type SignedAdvertisement, type TrainResult, type TrainTask } from '../../core/messages.ts';
+import type { NativeAddon } from '../../core/secagg/native.ts';
 import { loadNative } from '../../core/secagg/native.ts';
 import { planSecureRound, taskParams, type SecureRoundPlan } from '../../core/secagg/params.ts';
 import { subjects } from '../../core/subjects.ts';
+import { advertisementStatement, boundExperimentId, taskDigest } from '../../core/task-digest.ts';
 import type { Peer } from '../../core/trust/index.ts';
 import { fetchBlob } from '../../core/transport/blobs.ts';
 import { admittedExamples, aggregateProblem, cappedExamples } from '../admission.ts';
@@ -23,14 +25,19 @@ import type { RoundWorkflow } from './workflow.ts';
 
 export class SecureWorkflow implements RoundWorkflow {
   private readonly plan: SecureRoundPlan;
-  private readonly aggregator: SecureAggregator;
+  private readonly native: NativeAddon;
+  private aggregator!: SecureAggregator;
+  /** The digest of the task every envoy was sent: the envoys bind their keys to it, so the server does too. */
+  private digest: Buffer = Buffer.alloc(0);
+  /** Each envoy's signed advertisement, relayed with the keys so every envoy checks the others itself. */
+  private readonly advertisements = new Map<string, SignedAdvertisement>();
   private readonly results = new Map<string, TrainResult>();
   private readonly receiving = new Set<string>();
   private sub?: Subscription;
 
   /** Raises RoundFailure when the round cannot be planned (too few envoys for the threshold, say). */
   constructor(private readonly ctx: RoundContext) {
-    const native = loadNative(); // a missing addon fails the experiment with the build instructions
+    this.native = loadNative(); // a missing addon fails the experiment with the build instructions
     try {
       // Weights come from what each envoy registered, capped by its provisioning and by max_weight_fraction.
       const registered = ctx.participants.map((envoy) => this.registeredExamples(envoy));
@@ -44,7 +51,11 @@ export class SecureWorkflow implements RoundWorkflow {
       throw new RoundFailure((error as Error).message);
     }
     this.plan.notes.forEach((note) => ctx.log.info(`round ${ctx.round + 1}: secure aggregation: ${note}`));
-    this.aggregator = new SecureAggregator(native, this.plan);
+  }
+
+  bind(sample: TrainTask): void {
+    this.digest = taskDigest(sample, this.ctx.bus.federation, sample.weights.sha256);
+    this.aggregator = new SecureAggregator(this.native, { ...this.plan, experimentId: boundExperimentId(this.plan.experimentId, this.digest) });
   }
 
   taskExtras(envoy: string) {
@@ -63,7 +74,7 @@ export class SecureWorkflow implements RoundWorkflow {
     let requests = new Map<string, Uint8Array>();
     return [
       { name: 'advertise', timeoutMs: stageMs },
-      { name: 'share_keys', timeoutMs: stageMs, open: () => this.deliver(cohort, 'keys', this.closed(cohort, 'advertise')) },
+      { name: 'share_keys', timeoutMs: stageMs, open: () => this.deliver(cohort, 'keys', this.closed(cohort, 'advertise'), [...this.advertisements.values()]) },
       // Masked inputs come after local training: this stage waits as long as a plain round would.
       {
         name: 'masked_input', timeoutMs: this.ctx.config.round_timeout_seconds * 1000, long: true,
@@ -134,7 +145,7 @@ export class SecureWorkflow implements RoundWorkflow {
     if (unexpected) return { accepted: false, reason: unexpected };
     if (stage !== cohort.stage || this.receiving.has(envoy)) return { accepted: false, reason: `unexpected ${stage} message (stage is ${cohort.stage})` };
     if (upload.error) {
-      cohort.drop(envoy, `it gave up: ${upload.error}`);
+      cohort.drop(envoy, `it gave up: ${upload.error}`, upload.rule);
       return { accepted: true };
     }
     // Uploads are handled concurrently: one envoy's message of a stage is taken once.
@@ -142,6 +153,7 @@ export class SecureWorkflow implements RoundWorkflow {
     try {
       const message = await this.payloadOf(upload);
       if (stage !== cohort.stage || !cohort.has(envoy)) return { accepted: false, reason: `the ${stage} stage closed meanwhile` };
+      if (stage === 'advertise') this.keepAdvertisement(envoy, upload, message);
       this.aggregator.receive(stage, envoy, message);
     } catch (error) {
       cohort.drop(envoy, (error as Error).message);
@@ -152,6 +164,21 @@ export class SecureWorkflow implements RoundWorkflow {
     if (upload.result) this.results.set(envoy, upload.result);
     cohort.answer(envoy);
     return { accepted: true };
+  }
+
+  /** An advertisement must carry this round's digest, signed by its envoy: anything else never reaches the others. */
+  private keepAdvertisement(envoy: string, upload: SecAggUpload, advert: Uint8Array): void {
+    const clientId = this.plan.ids.get(envoy)!;
+    if (!upload.digest || !upload.signature) throw new Error('its advertisement carries no signed task digest');
+    if (!this.digest.equals(Buffer.from(upload.digest))) {
+      throw new Error(`it holds a different task than the one this round sent (digest ${Buffer.from(upload.digest).toString('hex').slice(0, 12)}…, ` +
+        `sent ${this.digest.toString('hex').slice(0, 12)}…)`);
+    }
+    const { trust } = this.ctx.bus;
+    if (trust.secure && !trust.verifyAttestation(envoy, 'envoy', advertisementStatement(envoy, clientId, upload.digest, advert), upload.signature)) {
+      throw new Error('its advertisement is not signed by it');
+    }
+    this.advertisements.set(envoy, { envoy, client_id: clientId, advert: advert as Uint8Array<ArrayBuffer>, digest: upload.digest, signature: upload.signature });
   }
 
   private async payloadOf(upload: SecAggUpload): Promise<Uint8Array> {
@@ -165,13 +192,13 @@ export class SecureWorkflow implements RoundWorkflow {
   }
 
   /** Relays the addon's per-envoy messages; an envoy still in the round but left out by the protocol is dropped. */
-  private async deliver(cohort: Cohort, stage: 'keys' | 'shares' | 'unmask', messages: Map<string, Uint8Array>): Promise<void> {
+  private async deliver(cohort: Cohort, stage: 'keys' | 'shares' | 'unmask', messages: Map<string, Uint8Array>, advertisements?: SignedAdvertisement[]): Promise<void> {
     for (const envoy of cohort.members) {
       if (!messages.has(envoy)) cohort.drop(envoy, `the protocol left it out of the ${stage} stage`);
     }
     await Promise.all([...messages].filter(([envoy]) => cohort.has(envoy)).map(async ([envoy, message]) => {
       try {
-        const ack = await this.send(cohort, envoy, { stage, message });
+        const ack = await this.send(cohort, envoy, { stage, message, advertisements });
         if (!ack.accepted) cohort.drop(envoy, `it refused the ${stage} message: ${ack.reason}`);
       } catch (error) {
         cohort.drop(envoy, (error as Error).message);
@@ -179,12 +206,12 @@ export class SecureWorkflow implements RoundWorkflow {
     }));
   }
 
-  private send(cohort: Cohort, envoy: string, body: { stage: SecAggDelivery['stage']; message?: Uint8Array; reason?: string }) {
+  private send(cohort: Cohort, envoy: string, body: { stage: SecAggDelivery['stage']; message?: Uint8Array; reason?: string; advertisements?: SignedAdvertisement[] }) {
     const { bus, round } = this.ctx;
     // The addon's Buffers are views on Node's pool: zod's Uint8Array<ArrayBuffer> is the same thing at runtime.
-    const { message, ...rest } = body;
+    const { message, advertisements, ...rest } = body;
     return bus.request(kinds.secaggDelivery, subjects.envoySecAgg(bus.federation, envoy), envoy,
-      { ...cohort.header(envoy), ...rest, ...(message ? { message: message as Uint8Array<ArrayBuffer> } : {}) },
+      { ...cohort.header(envoy), ...rest, ...(message ? { message: message as Uint8Array<ArrayBuffer> } : {}), ...(advertisements ? { advertisements: advertisements as SecAggDelivery['advertisements'] } : {}) },
       10_000, `sending the ${body.stage} message to ${envoy} (round ${round + 1})`);
   }
 }

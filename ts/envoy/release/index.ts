@@ -8,7 +8,7 @@ import { PlainRelease } from './plain.ts';
 import { SecureRelease } from './secure.ts';
 import type { ReleaseDeps } from './types.ts';
 
-export type { Release, ReleaseDeps, TrainedUpdate } from './types.ts';
+export type { ReceivedModel, Release, ReleaseDeps, TrainedUpdate } from './types.ts';
 
 export function releaseFor(task: TrainTask, deps: ReleaseDeps): PlainRelease | SecureRelease {
   return task.secagg ? new SecureRelease(deps, task) : new PlainRelease(deps, task);

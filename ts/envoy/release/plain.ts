@@ -7,22 +7,24 @@ import { headerOf, kinds, type TrainResult, type TrainTask } from '../../core/me
 import { subjects } from '../../core/subjects.ts';
 import { offerBlob } from '../../core/transport/blobs.ts';
 import { encodeWeights } from '../../core/weights.ts';
-import type { Release, ReleaseDeps, TrainedUpdate } from './types.ts';
+import { DirectorRefused } from '../director-checks/index.ts';
+import type { ReceivedModel, Release, ReleaseDeps, TrainedUpdate } from './types.ts';
 
 export class PlainRelease implements Release {
   constructor(private readonly deps: ReleaseDeps, private readonly task: TrainTask) {}
 
-  async run(train: () => Promise<TrainedUpdate>): Promise<boolean> {
+  async run(receive: () => Promise<ReceivedModel>, train: (model: ReceivedModel) => Promise<TrainedUpdate>): Promise<boolean> {
     const { bus, director, log } = this.deps;
     let result: TrainResult;
     let offered: ReturnType<typeof offerBlob> | undefined;
     try {
-      const trained = await train();
+      const trained = await train(await receive());
       offered = offerBlob(bus, encodeWeights(trained.delta), [director], this.deps.chunkBytes);
       result = { ...trained.result, update: offered.refFor(director) };
     } catch (error) {
-      log.error(`task failed: ${(error as Error).message}`);
-      result = { ...headerOf(this.task), envoy: this.deps.envoy, ok: false, error: (error as Error).message, examples: 0 };
+      const rule = error instanceof DirectorRefused ? error.refusal.rule : undefined;
+      if (!rule) log.error(`task failed: ${(error as Error).message}`);
+      result = { ...headerOf(this.task), envoy: this.deps.envoy, ok: false, error: (error as Error).message, examples: 0, ...(rule ? { rule } : {}) };
     }
     try {
       return (await this.send(result)) && !!result.update;

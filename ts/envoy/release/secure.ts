@@ -5,13 +5,15 @@
  * The update leaves this process only masked; logs name stages, never keys, shares or values.
  */
 import {
-  headerMismatch, headerOf, kinds, type SecAggDelivery, type SecAggStage, type SecAggTask, type SecAggUpload, type TrainTask,
+  headerMismatch, headerOf, kinds, type SecAggDelivery, type SecAggStage, type SecAggTask, type SecAggUpload, type SignedAdvertisement, type TrainTask,
 } from '../../core/messages.ts';
 import { loadNative } from '../../core/secagg/native.ts';
 import { subjects } from '../../core/subjects.ts';
+import { advertisementStatement, boundExperimentId, taskDigest } from '../../core/task-digest.ts';
 import { offerBlob, type OfferedBlob } from '../../core/transport/blobs.ts';
 import { SecureParticipant } from './participant.ts';
-import type { Release, ReleaseDeps, TrainedUpdate } from './types.ts';
+import { DirectorRefused } from '../director-checks/index.ts';
+import type { ReceivedModel, Release, ReleaseDeps, TrainedUpdate } from './types.ts';
 
 type Inbound = Exclude<SecAggDelivery['stage'], 'abort'>;
 interface Slot { promise: Promise<Uint8Array>; resolve(m: Uint8Array): void; reject(e: Error): void }
@@ -20,6 +22,8 @@ export class SecureRelease implements Release {
   private readonly inbox = new Map<Inbound, Slot>();
   private aborted?: Error;
   private readonly params: SecAggTask;
+  /** The cohort's signed advertisements, relayed with the keys. */
+  private advertisements: SignedAdvertisement[] = [];
 
   constructor(private readonly deps: ReleaseDeps, private readonly task: TrainTask) {
     if (!task.secagg) throw new Error('not a secure aggregation task');
@@ -37,27 +41,38 @@ export class SecureRelease implements Release {
       return { accepted: true };
     }
     if (!d.message) return { accepted: false, reason: `the ${d.stage} message is empty` };
+    if (d.stage === 'keys') this.advertisements = d.advertisements ?? [];
     this.slot(d.stage).resolve(d.message);
     return { accepted: true };
   }
 
   /** Resolves true once the masked update left (the director accepted it), false if the round ended before. */
-  async run(train: () => Promise<TrainedUpdate>): Promise<boolean> {
-    const { log } = this.deps;
+  async run(receive: () => Promise<ReceivedModel>, train: (model: ReceivedModel) => Promise<TrainedUpdate>): Promise<boolean> {
+    const { log, bus, envoy } = this.deps;
     const { stage_timeout_ms: stageMs, round_timeout_ms: roundMs } = this.params;
     let stage: SecAggStage = 'advertise';
     let offered: OfferedBlob | undefined;
     let released = false;
     try {
-      const participant = new SecureParticipant(loadNative(), this.params, this.task.round);
-      await this.upload({ stage, message: participant.advertise() });
+      const model = await receive();
+      // Keys bound to the task this envoy holds: masks of envoys holding another task cannot cancel with ours.
+      const digest = taskDigest(this.task, bus.federation, model.sha256);
+      const bound = { ...this.params, experiment_id: boundExperimentId(this.params.experiment_id, digest) };
+      const participant = new SecureParticipant(loadNative(), bound, this.task.round);
+      const advert = participant.advertise();
+      const signature = bus.trust.attest(advertisementStatement(envoy, this.params.client_id, digest, advert));
+      await this.upload({ stage, message: advert, digest, signature });
       log.info('secure aggregation: advertised keys');
       // The director relays keys once every envoy advertised (or its stage timed out).
       const keys = await this.receive('keys', 2 * stageMs);
       stage = 'share_keys';
+      const refusal = this.deps.checks.keysProblem({
+        params: this.params, round: this.task.round, digest, minCohort: this.deps.minCohort, keys, advertisements: this.advertisements,
+      });
+      if (refusal) throw new DirectorRefused(refusal);
       await this.upload({ stage, message: participant.shareKeys(keys) });
       log.info('secure aggregation: shared keys');
-      const trained = await train();
+      const trained = await train(model);
       const bundle = await this.receive('shares', roundMs);
       stage = 'masked_input';
       const masked = await participant.maskedInput(bundle, trained.delta.values);
@@ -77,8 +92,10 @@ export class SecureRelease implements Release {
         log.info(`secure aggregation: stopped at the ${stage.replace('_', ' ')} stage: ${message}`);
         return released;
       }
-      log.error(`secure aggregation failed at the ${stage.replace('_', ' ')} stage: ${message}`);
-      await this.upload({ stage, error: message }).catch(() => undefined); // the director drops us either way
+      const rule = error instanceof DirectorRefused ? error.refusal.rule : undefined;
+      if (rule) log.warn(`secure aggregation: nothing sent beyond the ${stage.replace('_', ' ')} stage: ${message}`);
+      else log.error(`secure aggregation failed at the ${stage.replace('_', ' ')} stage: ${message}`);
+      await this.upload({ stage, error: message, ...(rule ? { rule } : {}) }).catch(() => undefined); // the director drops us either way
     } finally {
       offered?.close();
     }
@@ -111,10 +128,13 @@ export class SecureRelease implements Release {
     }
   }
 
-  private async upload(body: Pick<SecAggUpload, 'stage' | 'blob' | 'error' | 'result'> & { message?: Uint8Array }): Promise<void> {
-    const { message, ...rest } = body;
+  private async upload(body: Pick<SecAggUpload, 'stage' | 'blob' | 'error' | 'rule' | 'result'> & { message?: Uint8Array; digest?: Uint8Array; signature?: Uint8Array }): Promise<void> {
+    const { message, digest, signature, ...rest } = body;
+    // The addon's and node:crypto's Buffers are views on Node's pool: zod's Uint8Array<ArrayBuffer> is the same thing at runtime.
+    const bytes = (b?: Uint8Array) => b as Uint8Array<ArrayBuffer> | undefined;
     const full = {
-      ...headerOf(this.task), envoy: this.deps.envoy, ...rest, ...(message ? { message: message as Uint8Array<ArrayBuffer> } : {}),
+      ...headerOf(this.task), envoy: this.deps.envoy, ...rest, ...(message ? { message: bytes(message) } : {}),
+      ...(digest ? { digest: bytes(digest), signature: bytes(signature) } : {}),
     };
     // The director fetches a masked input before it answers, so that upload gets as long as a result does.
     const { bus } = this.deps;

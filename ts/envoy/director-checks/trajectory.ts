@@ -1,0 +1,86 @@
+/**
+ * An honest trajectory: round 1's model is the one the experiment's architecture and seed give (built here,
+ * not taken from the director), and every later global model is one the declared aggregation can reach from
+ * the last one this envoy saw. Every update is clipped to the experiment's max_update_norm, so a FedAvg
+ * aggregate moves the model by at most that much per round (median and trimmed mean, coordinate-wise, by at
+ * most √n times it); a crafted model (trap weights, a model planted mid-run) jumps further and is refused.
+ */
+import { buildModel } from '../../core/model.ts';
+import type { TrainTask } from '../../core/messages.ts';
+import { readWeights, type FlatWeights } from '../../core/weights.ts';
+import type { DirectorRefusal } from './cohort.ts';
+
+interface Seen { round: number; bound: number; architecture: string; weights: Float32Array }
+
+/** Float32 sums and a secure sum's quantization leave a little slack; crafted models are far beyond it. */
+const SLACK = 1e-3;
+
+export class Trajectory {
+  private readonly seen = new Map<string, Seen>();
+
+  /** `hospitals`: how many envoys the federation has (the √n of a coordinate-wise strategy). */
+  constructor(private readonly hospitals: number) {}
+
+  problem(task: TrainTask, global: FlatWeights): DirectorRefusal | undefined {
+    if (task.round === 0) return this.initialProblem(task, global);
+    const last = this.seen.get(task.experiment);
+    if (!last) return undefined; // joined mid-run (or restarted): the next rounds are checked against this one
+    const architecture = JSON.stringify(task.model);
+    if (architecture !== last.architecture) return { rule: 'honest_director.trajectory', reason: 'the model architecture changed in the middle of the experiment' };
+    if (task.max_update_norm !== last.bound) {
+      return { rule: 'honest_director.trajectory', reason: `the experiment's bound changed from ${last.bound} to ${task.max_update_norm} in the middle of the run` };
+    }
+    if (task.round < last.round) return { rule: 'honest_director.trajectory', reason: `round ${task.round + 1} comes after round ${last.round + 1}` };
+    const moved = distance(global.values, last.weights);
+    const reach = (task.round - last.round) * last.bound * this.strategyFactor(task) + SLACK * (1 + norm(last.weights));
+    if (!(moved <= reach)) {
+      return {
+        rule: 'honest_director.trajectory',
+        reason: `the global model moved ${moved.toPrecision(4)} (L2) since round ${last.round + 1}, beyond the ${reach.toPrecision(4)} that ` +
+          `${task.round - last.round} round(s) of updates bounded by max_update_norm ${last.bound} can reach`,
+      };
+    }
+    return undefined;
+  }
+
+  /** The model this envoy trained on in `task`'s round: the next rounds must be reachable from it. */
+  record(task: TrainTask, global: FlatWeights): void {
+    this.seen.set(task.experiment, { round: task.round, bound: task.max_update_norm, architecture: JSON.stringify(task.model), weights: global.values });
+  }
+
+  private initialProblem(task: TrainTask, global: FlatWeights): DirectorRefusal | undefined {
+    const model = buildModel(task.model);
+    try {
+      const own = readWeights(model).values;
+      if (own.length !== global.values.length) {
+        return { rule: 'honest_director.initial_model', reason: `round 1's model has ${global.values.length} weights, the experiment's architecture ${own.length}` };
+      }
+      const moved = distance(global.values, own);
+      // The same seeded initializers on another backend (a GPU envoy) may round differently, never by this much.
+      if (!(moved <= SLACK * (1 + norm(own)))) {
+        return { rule: 'honest_director.initial_model', reason: `round 1's model is not the one the experiment's architecture and seed give (L2 distance ${moved.toPrecision(4)})` };
+      }
+      return undefined;
+    } finally {
+      model.dispose();
+    }
+  }
+
+  private strategyFactor(task: TrainTask): number {
+    // Secure aggregation sums into FedAvg; the coordinate-wise strategies are only used without it.
+    return task.secagg ? 1 : Math.sqrt(Math.max(1, this.hospitals));
+  }
+}
+
+function distance(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2;
+  return Math.sqrt(s);
+}
+
+function norm(a: Float32Array): number {
+  let s = 0;
+  for (const v of a) s += v * v;
+  return Math.sqrt(s);
+}
