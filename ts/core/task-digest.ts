@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import type { TrainTask } from './messages.ts';
 import { canonicalJson } from './trust/roster.ts';
 
+/** `weightsSha256`: of the global model's plaintext bytes (encodeWeights), never of a ciphertext. */
 export function taskDigest(task: TrainTask, federation: string, weightsSha256: string): Buffer {
   const s = task.secagg;
   const content = {

@@ -3,6 +3,7 @@
  * keeps a heartbeat, and for each training task trains the global model locally and sends back only the
  * weight update (local - global). Images never leave this process.
  */
+import { createHash } from 'node:crypto';
 import type { Subscription } from 'nats';
 import type { EnvoyConfig } from '../core/config/envoy.ts';
 import { Logger } from '../core/log.ts';
@@ -184,13 +185,15 @@ export class Envoy {
 
   /** The round's global model, fetched and checked: a model the director could not honestly send is refused. */
   private async receiveModel(task: TrainTask, log: Logger): Promise<ReceivedModel> {
-    const weights = decodeWeights(await fetchBlob(this.bus!, task.weights));
+    const bytes = await fetchBlob(this.bus!, task.weights);
+    const weights = decodeWeights(bytes);
     const refusal = this.checks!.modelProblem(task, weights);
     if (refusal) {
       log.warn(`refused the model of round ${task.round + 1}: ${refusal.rule}: ${refusal.reason}`);
       throw new DirectorRefused(refusal);
     }
-    return { weights, sha256: task.weights.sha256 };
+    // Of the plaintext: AES-GCM does not commit to its key, so the ciphertext's hash could name two models.
+    return { weights, sha256: createHash('sha256').update(bytes).digest('hex') };
   }
 
   /** Local training on the task's global model: the delta, and a result carrying metrics only. */

@@ -23,8 +23,8 @@ export class Trajectory {
 
   problem(task: TrainTask, global: FlatWeights): DirectorRefusal | undefined {
     if (task.round === 0) return this.initialProblem(task, global);
-    const last = this.seen.get(task.experiment);
-    if (!last) return undefined; // joined mid-run (or restarted): the next rounds are checked against this one
+    // Joined mid-run (or restarted): the model must still be reachable from the experiment's own initial model.
+    const last = this.seen.get(task.experiment) ?? this.initial(task);
     const architecture = JSON.stringify(task.model);
     if (architecture !== last.architecture) return { rule: 'honest_director.trajectory', reason: 'the model architecture changed in the middle of the experiment' };
     if (task.max_update_norm !== last.bound) {
@@ -48,27 +48,36 @@ export class Trajectory {
     this.seen.set(task.experiment, { round: task.round, bound: task.max_update_norm, architecture: JSON.stringify(task.model), weights: global.values });
   }
 
+  /** Round 1's model as the experiment's architecture and seed give it, as if this envoy had seen it. */
+  private initial(task: TrainTask): Seen {
+    return { round: 0, bound: task.max_update_norm, architecture: JSON.stringify(task.model), weights: initialWeights(task) };
+  }
+
   private initialProblem(task: TrainTask, global: FlatWeights): DirectorRefusal | undefined {
-    const model = buildModel(task.model);
-    try {
-      const own = readWeights(model).values;
-      if (own.length !== global.values.length) {
-        return { rule: 'honest_director.initial_model', reason: `round 1's model has ${global.values.length} weights, the experiment's architecture ${own.length}` };
-      }
-      const moved = distance(global.values, own);
-      // The same seeded initializers on another backend (a GPU envoy) may round differently, never by this much.
-      if (!(moved <= SLACK * (1 + norm(own)))) {
-        return { rule: 'honest_director.initial_model', reason: `round 1's model is not the one the experiment's architecture and seed give (L2 distance ${moved.toPrecision(4)})` };
-      }
-      return undefined;
-    } finally {
-      model.dispose();
+    const own = initialWeights(task);
+    if (own.length !== global.values.length) {
+      return { rule: 'honest_director.initial_model', reason: `round 1's model has ${global.values.length} weights, the experiment's architecture ${own.length}` };
     }
+    const moved = distance(global.values, own);
+    // The same seeded initializers on another backend (a GPU envoy) may round differently, never by this much.
+    if (!(moved <= SLACK * (1 + norm(own)))) {
+      return { rule: 'honest_director.initial_model', reason: `round 1's model is not the one the experiment's architecture and seed give (L2 distance ${moved.toPrecision(4)})` };
+    }
+    return undefined;
   }
 
   private strategyFactor(task: TrainTask): number {
     // Secure aggregation sums into FedAvg; the coordinate-wise strategies are only used without it.
     return task.secagg ? 1 : Math.sqrt(Math.max(1, this.hospitals));
+  }
+}
+
+function initialWeights(task: TrainTask): Float32Array {
+  const model = buildModel(task.model);
+  try {
+    return readWeights(model).values;
+  } finally {
+    model.dispose();
   }
 }
 

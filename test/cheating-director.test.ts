@@ -1,0 +1,152 @@
+/**
+ * A director that cheats (test/adversary/cheating-director.ts, with the real director's kit) against real
+ * envoys with the default privacy policy on the provisioned server: one test per attack of the issue. No
+ * envoy shares keys (so none can send a masked update) derived from an inconsistent, crafted, out-of-
+ * trajectory or disallowed model or with a sybil cohort, and each refusal names its rule. The same relay
+ * with an honest model goes on to share keys, and an honest 5-round federation is never refused.
+ */
+import test from 'ava';
+import { ExperimentSchema, type ExperimentConfig } from '../ts/core/config/experiment.ts';
+import { buildModel } from '../ts/core/model.ts';
+import type { Bus } from '../ts/core/transport/bus.ts';
+import { readWeights, sliceNamed, type FlatWeights } from '../ts/core/weights.ts';
+import { cheatingRound, type CheatPlan, type EnvoyOutcome } from './adversary/cheating-director.ts';
+import { startTestFederation, type TestFederation } from './helpers/federation.ts';
+
+const ENVOYS = ['a', 'b', 'c'];
+const model = { width: 4, seed: 1 };
+const training = { batch_size: 32, local_epochs: 1 };
+
+let fed: TestFederation;
+let director: Bus;
+
+test.before(async () => {
+  fed = await startTestFederation({ envoys: ENVOYS, protectedDefaults: true, privacy: {}, experiment: { name: 'warmup', rounds: 1, model, training } });
+  director = await fed.connectAs('director');
+});
+test.after.always(async () => {
+  await director?.close();
+  await fed?.stop();
+});
+
+const experiment = (name: string): ExperimentConfig => ExperimentSchema.parse({ ...fed.config, name, model, training });
+
+function initial(config: ExperimentConfig): FlatWeights {
+  const m = buildModel(config.model);
+  try {
+    return readWeights(m);
+  } finally {
+    m.dispose();
+  }
+}
+
+/** A copy of `w` with `edit` applied to the values of one named tensor. */
+function edited(w: FlatWeights, name: string, edit: (values: Float32Array) => void): FlatWeights {
+  const out = { manifest: w.manifest, values: Float32Array.from(w.values) };
+  const slice = sliceNamed(out, name);
+  if (!slice) throw new Error(`no tensor ${name} in ${w.manifest.map((t) => t.name).join(', ')}`);
+  edit(slice);
+  return out;
+}
+
+const tensorName = (w: FlatWeights, part: string) => w.manifest.find((t) => t.name.includes(part))!.name;
+
+async function cheat(plan: Omit<CheatPlan, 'envoys'> & { envoys?: string[] }): Promise<Map<string, EnvoyOutcome>> {
+  return cheatingRound(director, { envoys: ENVOYS, ...plan });
+}
+
+/** Nothing derived from the envoy's data left it: it did not even share keys. */
+function refusedBy(t: import('ava').ExecutionContext, outcomes: Map<string, EnvoyOutcome>, envoy: string, rule: string, reason?: RegExp) {
+  const o = outcomes.get(envoy)!;
+  t.is(o.rule, rule, `${envoy}: ${o.reason}`);
+  if (reason) t.regex(o.reason ?? '', reason, envoy);
+  t.false(o.stages.includes('share_keys') || o.stages.includes('masked_input'), `${envoy} shared no keys: ${o.stages.join(', ')}`);
+}
+
+test.serial("the cheating director's relay itself is sound: the same honest model for everyone goes on to sharing keys", async (t) => {
+  const config = experiment('relay-honest');
+  const w = initial(config);
+  const outcomes = await cheat({ experiment: config, round: 0, weightsFor: () => w });
+  for (const e of ENVOYS) t.deepEqual(outcomes.get(e), { stages: ['advertise', 'share_keys'] }, e);
+});
+
+test.serial('model inconsistency with gradient suppression: the target gets the real model, the others one whose update is zero; every envoy refuses', async (t) => {
+  const config = experiment('inconsistent');
+  const real = initial(config);
+  // A zeroed classifier and last conv layer: the others' gradients vanish, so the sum would be the target's update.
+  const suppressed = edited(edited(real, tensorName(real, 'classifier'), (v) => v.fill(0)), tensorName(real, 'conv2'), (v) => v.fill(0));
+  // Round 2 of an experiment they never saw: both models are within one round's reach of the initial one.
+  const outcomes = await cheat({ experiment: config, round: 1, weightsFor: (e) => (e === 'a' ? real : suppressed) });
+  for (const e of ENVOYS) refusedBy(t, outcomes, e, 'honest_director.same_model', /inconsistent models from the director: [abc] was sent a different task/);
+  t.regex(fed.log('a'), /secure aggregation: nothing sent beyond the share keys stage: refused by honest_director\.same_model/);
+});
+
+test.serial('per-envoy crafted kernels (LOKI): each hospital its own convolution; every envoy refuses', async (t) => {
+  const config = experiment('per-envoy-kernels');
+  const w = initial(config);
+  const crafted = new Map(ENVOYS.map((e, i) => [e, edited(w, tensorName(w, 'conv0'), (v) => { for (let j = i; j < v.length; j += ENVOYS.length) v[j] += 0.05; })]));
+  const outcomes = await cheat({ experiment: config, round: 1, weightsFor: (e) => crafted.get(e)! });
+  for (const e of ENVOYS) refusedBy(t, outcomes, e, 'honest_director.same_model');
+});
+
+test.serial('sybils: a cohort padded with members that are not provisioned hospitals is refused at the task', async (t) => {
+  const config = experiment('sybils');
+  const w = initial(config);
+  const outcomes = await cheat({ experiment: config, round: 0, envoys: ['a'], sybils: ['ghost-1', 'ghost-2'], weightsFor: () => w });
+  refusedBy(t, outcomes, 'a', 'honest_director.cohort', /ghost-1, ghost-2, not provisioned hospitals/);
+  t.deepEqual(outcomes.get('a')!.stages, [], 'not even an advertisement');
+});
+
+test.serial("sybils: an advertisement the director forged for a hospital it left out is refused (not that hospital's signature)", async (t) => {
+  const config = experiment('forged');
+  const w = initial(config);
+  const outcomes = await cheat({ experiment: config, round: 0, envoys: ['a', 'b'], forged: ['c'], weightsFor: () => w });
+  for (const e of ['a', 'b']) refusedBy(t, outcomes, e, 'honest_director.signed_cohort', /relayed as c's is not signed by c/);
+});
+
+test.serial('a crafted initial model (trap weights) is refused before the envoy advertises anything', async (t) => {
+  const config = experiment('trap-weights');
+  const w = initial(config);
+  // Trap weights in the spirit of Boenisch et al.: half of the first layer's kernels the negatives of the other half, scaled up.
+  const trap = edited(w, tensorName(w, 'conv0'), (v) => { const half = v.length >> 1; for (let j = 0; j < half; j++) { v[j] *= 8; v[half + j] = -v[j]; } });
+  const outcomes = await cheat({ experiment: config, round: 0, weightsFor: () => trap });
+  for (const e of ENVOYS) {
+    refusedBy(t, outcomes, e, 'honest_director.initial_model', /round 1's model is not the one the experiment's architecture and seed give/);
+    t.deepEqual(outcomes.get(e)!.stages, [], `${e} advertised nothing`);
+  }
+});
+
+test.serial("a jump beyond what a round's bounded updates can reach is refused", async (t) => {
+  const config = experiment('jump');
+  const w = initial(config);
+  const bound = config.aggregation.max_update_norm;
+  // The same model for everyone (consistent), three rounds' worth of the bound away from where round 2 can be.
+  const kernel = tensorName(w, 'classifier');
+  const size = sliceNamed(w, kernel)!.length;
+  const jumped = edited(w, kernel, (v) => { for (let j = 0; j < v.length; j++) v[j] += (3 * bound) / Math.sqrt(size); });
+  const outcomes = await cheat({ experiment: config, round: 1, weightsFor: () => jumped });
+  for (const e of ENVOYS) refusedBy(t, outcomes, e, 'honest_director.trajectory', /the global model moved [\d.]+ \(L2\) since round 1, beyond the [\d.]+ that 1 round\(s\)/);
+});
+
+test.serial('an added imprint layer (an architecture outside what the envoy trains) never becomes a task', async (t) => {
+  const config = experiment('imprint');
+  const w = initial(config);
+  const outcomes = await cheat({
+    experiment: config, round: 0, weightsFor: () => w,
+    tamper: (task) => { (task.model as { architecture: string }).architecture = 'convnet_bn_imprint'; },
+  });
+  for (const e of ENVOYS) {
+    t.is(outcomes.get(e)!.rule, 'malformed', e);
+    t.regex(outcomes.get(e)!.reason!, /architecture/, e);
+    t.deepEqual(outcomes.get(e)!.stages, [], e);
+  }
+});
+
+test.serial('an honest federation is never refused: 5 protected rounds, every envoy in every round', async (t) => {
+  const { final, events } = await fed.run(undefined, ExperimentSchema.parse({ ...fed.config, name: 'honest-5', rounds: 5, min_envoys_to_start: 3, model, training }));
+  t.is(final.type, 'finished', final.message);
+  const rounds = events.filter((e) => e.type === 'round');
+  t.is(rounds.length, 5);
+  for (const r of rounds) t.deepEqual(r.envoys?.map((e) => e.envoy).sort(), ENVOYS, `round ${r.round! + 1}`);
+  for (const e of ENVOYS) t.notRegex(fed.log(e), /honest-5[^\n]*(honest_director|refused the model)/, e);
+});
