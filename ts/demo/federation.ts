@@ -71,6 +71,8 @@ async function main(): Promise<void> {
     : '!!! NO GRADIENT-LEAKAGE DEFENSE (--no-defenses or --audit): updates are plain');
   console.log(secagg && defenses ? 'protection: each hospital\'s default privacy policy (no update from fewer than 64 images or batches under 16, secure sums of 3 or more, no probes)'
     : '!!! hospitals run an OPEN privacy policy so they accept this comparison run');
+  console.log('protection: each hospital checks its director: the same model as the rest of the cohort (signed task digests), ' +
+    'provisioned hospitals only, round 1 built from the seed and every later model within reach of the last');
   let printedHeader = false;
   const { final, config, files } = await runLocalFederation({
     dir, federation: FEDERATION, natsUrl: args.nats, insecure: args.insecure, dataPath, envoys: ['hospital-a', 'hospital-b', 'hospital-c'],
