@@ -3,13 +3,16 @@
  * envoys with the default privacy policy on the provisioned server: one test per attack of the issue. No
  * envoy shares keys (so none can send a masked update) derived from an inconsistent, crafted, out-of-
  * trajectory or disallowed model or with a sybil cohort, and each refusal names its rule. The same relay
- * with an honest model goes on to share keys, and an honest 5-round federation is never refused.
+ * with an honest model goes on to share keys, and an honest 5-round federation is never refused; a restarted
+ * envoy checks from the last model it trained on.
  */
 import test from 'ava';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { ExperimentSchema, type ExperimentConfig } from '../ts/core/config/experiment.ts';
 import { buildModel } from '../ts/core/model.ts';
 import type { Bus } from '../ts/core/transport/bus.ts';
-import { readWeights, sliceNamed, type FlatWeights } from '../ts/core/weights.ts';
+import { decodeWeights, readWeights, sliceNamed, type FlatWeights } from '../ts/core/weights.ts';
 import { cheatingRound, type CheatPlan, type EnvoyOutcome } from './adversary/cheating-director.ts';
 import { startTestFederation, type TestFederation } from './helpers/federation.ts';
 
@@ -149,4 +152,18 @@ test.serial('an honest federation is never refused: 5 protected rounds, every en
   t.is(rounds.length, 5);
   for (const r of rounds) t.deepEqual(r.envoys?.map((e) => e.envoy).sort(), ENVOYS, `round ${r.round! + 1}`);
   for (const e of ENVOYS) t.notRegex(fed.log(e), /honest-5[^\n]*(honest_director|refused the model)/, e);
+});
+
+test.serial('a restarted envoy goes on checking from the last model it trained on, not from round 1', async (t) => {
+  const config = ExperimentSchema.parse({ ...fed.config, name: 'honest-5', rounds: 5, model, training });
+  const last = decodeWeights(readFileSync(join(fed.runDir('honest-5'), 'checkpoints', 'round-0005.weights')));
+  await fed.envoys.get('a')!.stop();
+  await fed.restartEnvoy('a');
+  const kept = `${fed.ledgerOf('a')}.models`;
+  t.is(statSync(join(kept, 'honest-5.weights')).mode & 0o777, 0o600, 'the kept model is readable by the envoy only');
+  // 1.5 bounds from the last model: within 6 rounds' reach of round 1's, beyond one round's reach of round 5's.
+  const bound = config.aggregation.max_update_norm;
+  const jumped = { manifest: last.manifest, values: last.values.map((v, i) => (i === 0 ? v + 1.5 * bound : v)) };
+  const outcomes = await cheat({ experiment: config, round: 5, weightsFor: () => jumped });
+  for (const e of ENVOYS) refusedBy(t, outcomes, e, 'honest_director.trajectory', /since round 5, beyond/);
 });

@@ -63,7 +63,7 @@ export class Envoy {
       throw new Error(`the kit is ${trust.self}'s (${trust.role}) in federation '${trust.federation}', not envoy ${this.name}'s of '${this.config.federation}'`);
     }
     this.director = trust.director();
-    this.checks = new DirectorChecks(trust, this.name);
+    this.checks = new DirectorChecks(trust, this.name, `${this.config.privacy.ledger}.models`);
     this.log.info(`protection: ${trust.describe()}; tasks accepted from ${this.director} only`);
     this.describePolicy();
     const f = this.config.federation;

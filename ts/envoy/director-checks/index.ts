@@ -15,8 +15,9 @@ export type { DirectorRefusal, KeysCheck } from './cohort.ts';
 export class DirectorChecks {
   private readonly trajectory: Trajectory;
 
-  constructor(private readonly trust: Trust, private readonly self: string) {
-    this.trajectory = new Trajectory(trust.members('envoy').length);
+  /** `modelsDir`: where the last model of each experiment is kept across restarts (beside the privacy ledger). */
+  constructor(private readonly trust: Trust, private readonly self: string, modelsDir?: string) {
+    this.trajectory = new Trajectory(trust.members('envoy').length, modelsDir);
   }
 
   /** At the task, before it is accepted. */

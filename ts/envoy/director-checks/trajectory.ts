@@ -5,9 +5,11 @@
  * aggregate moves the model by at most that much per round (median and trimmed mean, coordinate-wise, by at
  * most √n times it); a crafted model (trap weights, a model planted mid-run) jumps further and is refused.
  */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { decodeWeights, encodeWeights, readWeights, type FlatWeights } from '../../core/weights.ts';
 import { buildModel } from '../../core/model.ts';
 import type { TrainTask } from '../../core/messages.ts';
-import { readWeights, type FlatWeights } from '../../core/weights.ts';
 import type { DirectorRefusal } from './cohort.ts';
 
 interface Seen { round: number; bound: number; architecture: string; weights: Float32Array }
@@ -18,13 +20,16 @@ const SLACK = 1e-3;
 export class Trajectory {
   private readonly seen = new Map<string, Seen>();
 
-  /** `hospitals`: how many envoys the federation has (the √n of a coordinate-wise strategy). */
-  constructor(private readonly hospitals: number) {}
+  /**
+   * `hospitals`: how many envoys the federation has (the √n of a coordinate-wise strategy). `dir`: where the
+   * last model of each experiment is kept, so a restarted envoy goes on checking from it (not from round 1).
+   */
+  constructor(private readonly hospitals: number, private readonly dir?: string) {}
 
   problem(task: TrainTask, global: FlatWeights): DirectorRefusal | undefined {
     if (task.round === 0) return this.initialProblem(task, global);
     // Joined mid-run (or restarted): the model must still be reachable from the experiment's own initial model.
-    const last = this.seen.get(task.experiment) ?? this.initial(task);
+    const last = this.lastSeen(task.experiment) ?? this.initial(task);
     const architecture = JSON.stringify(task.model);
     if (architecture !== last.architecture) return { rule: 'honest_director.trajectory', reason: 'the model architecture changed in the middle of the experiment' };
     if (task.max_update_norm !== last.bound) {
@@ -45,7 +50,36 @@ export class Trajectory {
 
   /** The model this envoy trained on in `task`'s round: the next rounds must be reachable from it. */
   record(task: TrainTask, global: FlatWeights): void {
-    this.seen.set(task.experiment, { round: task.round, bound: task.max_update_norm, architecture: JSON.stringify(task.model), weights: global.values });
+    const seen = { round: task.round, bound: task.max_update_norm, architecture: JSON.stringify(task.model), weights: global.values };
+    this.seen.set(task.experiment, seen);
+    if (!this.dir) return;
+    // Written whole, then renamed: a crash leaves the previous record, never half of one.
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const file = this.fileOf(task.experiment);
+    writeFileSync(`${file}.tmp`, encodeWeights(global), { mode: 0o600 });
+    writeFileSync(`${file}.json.tmp`, JSON.stringify({ round: seen.round, bound: seen.bound, architecture: seen.architecture }), { mode: 0o600 });
+    renameSync(`${file}.tmp`, `${file}.weights`);
+    renameSync(`${file}.json.tmp`, `${file}.json`);
+  }
+
+  private lastSeen(experiment: string): Seen | undefined {
+    const known = this.seen.get(experiment);
+    if (known || !this.dir) return known;
+    const file = this.fileOf(experiment);
+    if (!existsSync(`${file}.json`) || !existsSync(`${file}.weights`)) return undefined;
+    try {
+      const meta = JSON.parse(readFileSync(`${file}.json`, 'utf8')) as Omit<Seen, 'weights'>;
+      const seen = { ...meta, weights: decodeWeights(readFileSync(`${file}.weights`)).values };
+      this.seen.set(experiment, seen);
+      return seen;
+    } catch {
+      return undefined; // unreadable: checked from the initial model instead, which is looser but still a bound
+    }
+  }
+
+  private fileOf(experiment: string): string {
+    // Experiment names are subject tokens (core/names.ts): safe as file names.
+    return join(this.dir!, experiment);
   }
 
   /** Round 1's model as the experiment's architecture and seed give it, as if this envoy had seen it. */
