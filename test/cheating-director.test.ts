@@ -107,6 +107,15 @@ test.serial("sybils: an advertisement the director forged for a hospital it left
   for (const e of ['a', 'b']) refusedBy(t, outcomes, e, 'honest_director.signed_cohort', /relayed as c's is not signed by c/);
 });
 
+test.serial("gradient suppression by weights: the others' weights near zero, so the sum is the target's update; the target refuses", async (t) => {
+  const config = experiment('suppressed-weights');
+  const w = initial(config);
+  const outcomes = await cheat({ experiment: config, round: 0, weightsFor: () => w, examplesOf: (e) => (e === 'a' ? 10_000 : 1) });
+  refusedBy(t, outcomes, 'a', 'secure_aggregation.max_weight_share', /would be (99\.\d|100\.0)% of the secure sum/);
+  // The others go on alone and find too few hospitals signed: nobody shares keys.
+  for (const e of ['b', 'c']) refusedBy(t, outcomes, e, 'secure_aggregation.min_cohort');
+});
+
 test.serial('a crafted initial model (trap weights) is refused before the envoy advertises anything', async (t) => {
   const config = experiment('trap-weights');
   const w = initial(config);

@@ -240,7 +240,7 @@ test.serial('an envoy obeys tasks from the provisioned director only, even on a 
   void (async () => { for await (const m of listener) { try { seen.push(unpack(m.data) as Envelope); } catch { /* chunks */ } } })();
   const { final } = await open.run();
   listener.unsubscribe();
-  t.is(final.type, 'finished');
+  t.is(final.type, 'finished', final.message);
   const results = seen.filter((e) => e?.kind === 'result');
   t.true(results.length >= 1, 'the result crossed the open server');
   t.true(results.every((e) => e.sealed && !e.body), 'and only sealed');

@@ -2,7 +2,8 @@
  * A director that cheats, for tests: it holds the real director's kit (so every message it sends is
  * validly signed) and runs the first two stages of a secure round by hand, the way the attacks of the
  * literature need: its own model per envoy (model inconsistency, per-client crafted models), crafted
- * weights, a jump in the trajectory, sybil members, an advertisement forged for a hospital it left out.
+ * weights, a jump in the trajectory, sybil members, an advertisement forged for a hospital it left out,
+ * weights that make one hospital the whole sum.
  * It relays keys whatever their digests, as a server patched to ignore them would. What each envoy did
  * comes back per envoy: the stages it got through, or the rule it refused by.
  */
@@ -30,6 +31,8 @@ export interface CheatPlan {
   sybils?: string[];
   /** Provisioned hospitals left out of the round whose advertisement the director forges (signed with its own key). */
   forged?: string[];
+  /** The examples each member's weight is computed from (default 100 each). */
+  examplesOf?(envoy: string): number;
   /** Tamper with a task just before it goes out (an imprint layer, say). */
   tamper?(task: TrainTask): unknown;
 }
@@ -49,7 +52,7 @@ export async function cheatingRound(bus: Bus, plan: CheatPlan): Promise<Map<stri
   const cohort = [...plan.envoys, ...(plan.sybils ?? []), ...(plan.forged ?? [])];
   const secure = planSecureRound({
     experimentId: `${experiment.name}/${runId}`, round, secagg: experiment.secagg,
-    cohort: cohort.map((envoy) => ({ envoy, examples: 100 })), vectorLen, graphSeed: randomBytes(32),
+    cohort: cohort.map((envoy) => ({ envoy, examples: plan.examplesOf?.(envoy) ?? 100 })), vectorLen, graphSeed: randomBytes(32),
   });
   const outcomes = new Map(plan.envoys.map((e) => [e, { stages: [] } as EnvoyOutcome]));
   const adverts = new Map<string, SignedAdvertisement>();

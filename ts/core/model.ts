@@ -5,6 +5,7 @@
  * to know about them.
  */
 import { tf } from './tf.ts';
+import { tfSeed } from './seeds.ts';
 import { applyTorchDefaultInit } from './torch-init.ts';
 import type { ModelSpec } from './config/experiment.ts';
 import { precodePlugin } from './defenses/precode.ts';
@@ -22,7 +23,7 @@ export const BN_MOMENTUM = 0.9;
 export function buildModel(spec: ModelSpec, plugins: ModelPlugins = {}): LayersModel {
   if (spec.architecture !== 'convnet_bn') throw new Error(`unknown model architecture '${spec.architecture}'`);
   const [height, width] = spec.input_size;
-  const seedOf = (i: number) => spec.seed * 1000 + i;
+  const seedOf = (i: number) => tfSeed(spec.seed * 1000 + i);
   const model = tf.sequential({ name: 'convnet_bn' });
   const widths = [spec.width, 2 * spec.width, 2 * spec.width];
   widths.forEach((filters, i) => {

@@ -8,6 +8,7 @@
  */
 import { tf } from './tf.ts';
 import type * as TF from '@tensorflow/tfjs';
+import { tfSeed } from './seeds.ts';
 
 export function applyTorchDefaultInit(model: TF.LayersModel, seed: number): void {
   const values = model.weights.map((w, i) => {
@@ -18,7 +19,7 @@ export function applyTorchDefaultInit(model: TF.LayersModel, seed: number): void
     const kernelShape = name === 'classifier/bias' ? model.getLayer('classifier').getWeights()[0].shape : shape;
     const fanIn = kernelShape.slice(0, -1).reduce((a, b) => a * b, 1);
     const bound = 1 / Math.sqrt(fanIn);
-    return tf.randomUniform(shape, -bound, bound, 'float32', seed * 1000 + i);
+    return tf.randomUniform(shape, -bound, bound, 'float32', tfSeed(seed * 1000 + i));
   });
   model.setWeights(values);
   tf.dispose(values);

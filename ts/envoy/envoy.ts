@@ -159,7 +159,7 @@ export class Envoy {
     }
     const budget = Number.isFinite(p.dp.epsilonBudget) ? `ε budget ${p.dp.epsilonBudget} at δ ${p.dp.delta} (${this.guard.spent().toFixed(3)} spent)` : 'no ε budget';
     this.log.info(`privacy policy: updates from ≥ ${p.minExamples} images in batches ≥ ${p.minBatchSize}, ≤ ${p.maxLocalSteps} steps; ` +
-      `${p.requireSecureAggregation ? `secure aggregation among ≥ ${p.minCohort} hospitals` : 'secure aggregation optional'}; ` +
+      `${p.requireSecureAggregation ? `secure aggregation among ≥ ${p.minCohort} hospitals, this one ≤ ${100 * p.maxWeightShare}% of the sum` : 'secure aggregation optional'}; ` +
       `defenses: ${p.requireOneOf.map((set) => set.join(' + ')).join(' or ') || 'any'}; ${budget}; probes ${p.allowProbes ? 'allowed' : 'refused'}; ledger ${p.ledger}`);
     if (this.guard.ledger.damaged.length) this.log.warn(`privacy ledger: skipped unreadable ${this.guard.ledger.damaged.join(', ')} (a write cut short by a crash)`);
   }

@@ -22,6 +22,8 @@ export const PrivacyPolicySchema = z.object({
   secure_aggregation: z.object({
     required: z.boolean().optional().describe('only send updates masked by secure aggregation (default true)'),
     min_cohort: z.number().int().min(2).optional().describe('fewest distinct hospitals in the secure sum (default 3)'),
+    max_weight_share: z.number().gt(0).max(1).optional()
+      .describe("largest share of the secure sum this hospital's update may be (default 0.5): a director that gives the others tiny weights gets no update"),
   }).strict().default({}),
   require_one_of: z.array(z.array(z.enum(DEFENSE_NAMES)).min(1)).optional()
     .describe('the task must use every defense of at least one of these sets (default [[precode, shard_statistics], [dp]])'),
@@ -45,6 +47,7 @@ export interface PrivacyPolicy {
   maxLocalSteps: number;
   requireSecureAggregation: boolean;
   minCohort: number;
+  maxWeightShare: number;
   requireOneOf: DefenseName[][];
   dp: { minNoiseMultiplier: number; maxClipNorm: number; epsilonBudget: number; delta: number };
   allowProbes: boolean;
@@ -53,13 +56,13 @@ export interface PrivacyPolicy {
 }
 
 const DEFAULT = {
-  minExamples: 64, minBatchSize: 16, maxLocalSteps: 5000, requireSecureAggregation: true, minCohort: 3,
+  minExamples: 64, minBatchSize: 16, maxLocalSteps: 5000, requireSecureAggregation: true, minCohort: 3, maxWeightShare: 0.5,
   requireOneOf: [['precode', 'shard_statistics'], ['dp']] as DefenseName[][],
   dp: { minNoiseMultiplier: 0.5, maxClipNorm: 10, epsilonBudget: 10 },
   allowProbes: false, architectures: ['convnet_bn'],
 };
 const OPEN = {
-  minExamples: 1, minBatchSize: 1, maxLocalSteps: Number.MAX_SAFE_INTEGER, requireSecureAggregation: false, minCohort: 2,
+  minExamples: 1, minBatchSize: 1, maxLocalSteps: Number.MAX_SAFE_INTEGER, requireSecureAggregation: false, minCohort: 2, maxWeightShare: 1,
   requireOneOf: [] as DefenseName[][], dp: { minNoiseMultiplier: 0, maxClipNorm: Infinity, epsilonBudget: Infinity },
   allowProbes: true, architectures: ['convnet_bn'],
 };
@@ -73,6 +76,7 @@ export function resolvePolicy(c: PrivacyPolicyConfig = PrivacyPolicySchema.parse
     maxLocalSteps: c.max_local_steps ?? base.maxLocalSteps,
     requireSecureAggregation: c.secure_aggregation.required ?? base.requireSecureAggregation,
     minCohort: c.secure_aggregation.min_cohort ?? base.minCohort,
+    maxWeightShare: c.secure_aggregation.max_weight_share ?? base.maxWeightShare,
     requireOneOf: c.require_one_of ?? base.requireOneOf,
     dp: {
       minNoiseMultiplier: c.dp.min_noise_multiplier ?? base.dp.minNoiseMultiplier,

@@ -19,6 +19,8 @@ export interface TaskFacts {
   steps: number;
   secure: boolean;
   cohort: number;
+  /** This hospital's share of the secure sum (its weight over every member's); 1 without secure aggregation. */
+  weightShare: number;
   defenses: Set<DefenseName>;
   dp?: { noiseMultiplier: number; clipNorm: number; sampleRate: number; steps: number };
 }
@@ -34,7 +36,8 @@ export function factsFromConfig(config: ExperimentConfig, training: TrainingConf
   }, TYPICAL_SHARD);
 }
 
-export function factsOf(task: Pick<TrainTask, 'model' | 'training' | 'audit'> & { secagg?: { cohort: number[] } }, shardSize: number): TaskFacts {
+export function factsOf(task: Pick<TrainTask, 'model' | 'training' | 'audit'> & { secagg?: { cohort: number[]; scale?: number; members?: { scale: number }[] } },
+  shardSize: number): TaskFacts {
   const plan = plannedTraining(shardSize, task.training);
   const t = task.training;
   const defenses = new Set<DefenseName>([
@@ -47,7 +50,7 @@ export function factsOf(task: Pick<TrainTask, 'model' | 'training' | 'audit'> & 
     kind: task.audit?.kind === 'probe' ? 'probe' : 'round',
     architecture: task.model.architecture,
     examples: plan.examples, batch: plan.batch, steps: plan.steps,
-    secure: !!task.secagg, cohort: task.secagg ? new Set(task.secagg.cohort).size : 1,
+    secure: !!task.secagg, cohort: task.secagg ? new Set(task.secagg.cohort).size : 1, weightShare: weightShareOf(task.secagg),
     defenses,
     ...(plan.dp ? { dp: { noiseMultiplier: plan.dp.noiseMultiplier, clipNorm: t.dp.clip_norm, sampleRate: plan.dp.sampleRate, steps: plan.dp.steps } } : {}),
   };
@@ -63,6 +66,10 @@ export function brokenRule(p: PrivacyPolicy, f: TaskFacts): PolicyRefusal | unde
   if (f.steps > p.maxLocalSteps) return refuse('max_local_steps', `${f.steps} local steps, more than ${p.maxLocalSteps}`);
   if (p.requireSecureAggregation && !f.secure) return refuse('secure_aggregation.required', 'the update would leave unmasked: secure aggregation is off');
   if (f.secure && f.cohort < p.minCohort) return refuse('secure_aggregation.min_cohort', `a secure sum of ${f.cohort} hospitals, fewer than ${p.minCohort}`);
+  if (f.secure && f.weightShare > p.maxWeightShare) {
+    return refuse('secure_aggregation.max_weight_share', `this hospital's update would be ${(100 * f.weightShare).toFixed(1)}% of the secure sum ` +
+      `(the others' weights are too small to hide it), more than ${100 * p.maxWeightShare}%`);
+  }
   if (p.requireOneOf.length && !p.requireOneOf.some((set) => set.every((d) => f.defenses.has(d)))) {
     const has = [...f.defenses].join(', ') || 'none';
     return refuse('require_one_of', `the task's defenses (${has}) include none of the required sets: ${p.requireOneOf.map((s) => s.join(' + ')).join(' or ')}`);
@@ -70,4 +77,11 @@ export function brokenRule(p: PrivacyPolicy, f: TaskFacts): PolicyRefusal | unde
   if (f.dp && f.dp.noiseMultiplier < p.dp.minNoiseMultiplier) return refuse('dp.min_noise_multiplier', `DP-SGD noise multiplier ${f.dp.noiseMultiplier}, below ${p.dp.minNoiseMultiplier}`);
   if (f.dp && f.dp.clipNorm > p.dp.maxClipNorm) return refuse('dp.max_clip_norm', `DP-SGD clip norm ${f.dp.clipNorm}, above ${p.dp.maxClipNorm}`);
   return undefined;
+}
+
+/** Own weight over the cohort's (each member's weight is in the task, signed into the digest); equal weights without them. */
+function weightShareOf(secagg?: { cohort: number[]; scale?: number; members?: { scale: number }[] }): number {
+  if (!secagg) return 1;
+  if (secagg.scale === undefined || !secagg.members?.length) return 1 / Math.max(1, new Set(secagg.cohort).size);
+  return secagg.scale / secagg.members.reduce((s, m) => s + m.scale, 0);
 }
