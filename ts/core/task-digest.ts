@@ -6,7 +6,7 @@
  * Every envoy computes it from the task it received, signs it into its secure-aggregation key advertisement
  * and binds its pairwise mask keys to it (HKDF info, through the round's experiment id): envoys holding
  * different tasks cannot produce masks that cancel, and each checks the others' signed digests before it
- * sends anything derived from its data (envoy/release/cohort-check.ts). The director computes the same
+ * sends anything derived from its data (envoy/director-checks/cohort.ts). The director computes the same
  * digest from the task it sends, so an honest round binds every party to one value.
  */
 import { createHash } from 'node:crypto';

@@ -2,7 +2,7 @@
  * Runs one experiment round by round: select envoys, offer the global model, collect updates, aggregate,
  * evaluate, log, checkpoint. A restarted director picks the experiment up after its last completed round.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { ExperimentConfig } from '../core/config/experiment.ts';
 import type { ImageDataset } from '../core/data/dataset.ts';
 import type { Logger } from '../core/log.ts';
@@ -72,11 +72,13 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
     for (let round = state.next_round; round < config.rounds; round++) {
       const started = performance.now();
       const participants = selectParticipants(deps.registry, config);
-      const offered = offerBlob(bus, encodeWeights(global), participants, chunkBytesFor(bus, deps.maxChunkBytes));
+      const encoded = encodeWeights(global);
+      const offered = offerBlob(bus, encoded, participants, chunkBytesFor(bus, deps.maxChunkBytes));
       let collection: RoundCollection;
       try {
         log.info(`'${config.name}' round ${round + 1}/${config.rounds} (run ${runId}): training on ${participants.join(', ') || 'nobody'}`);
-        const ctx = { bus, config, runId, round, globalWeights: offered, global, participants, registry: deps.registry, log };
+        const globalSha256 = createHash('sha256').update(encoded).digest('hex');
+        const ctx = { bus, config, runId, round, globalWeights: offered, globalSha256, global, participants, registry: deps.registry, log };
         const audited = config.audit.enabled;
         collection = await collectRound({ ...ctx, audit: audited ? { kind: 'round' } : undefined });
         if (audited) recordReceived(folder.dir, 'round', round, config, global, collection);

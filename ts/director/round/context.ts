@@ -15,6 +15,8 @@ export interface RoundContext {
   round: number;
   /** The global model, offered to every participant. */
   globalWeights: OfferedBlob;
+  /** SHA-256 (hex) of the offered model's plaintext bytes: what each envoy hashes into a secure round's task digest. */
+  globalSha256: string;
   /** The same model as a vector: updates must fit it; its size fixes a secure round's vector length. */
   global: FlatWeights;
   participants: string[];

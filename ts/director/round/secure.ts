@@ -7,7 +7,7 @@
  * An envoy lost after sharing keys is unmasked from its neighbours' shares; the round fails cleanly when
  * fewer than the threshold remain. Metrics travel in the clear beside the masked input: they are not updates.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Subscription } from 'nats';
 import { kinds, type SecAggDelivery, type SecAggStage, type SecAggUpload, type SignedAdvertisement, type TrainResult, type TrainTask } from '../../core/messages.ts';
 import type { NativeAddon } from '../../core/secagg/native.ts';
@@ -17,7 +17,6 @@ import { subjects } from '../../core/subjects.ts';
 import { advertisementStatement, boundExperimentId, taskDigest } from '../../core/task-digest.ts';
 import type { Peer } from '../../core/trust/index.ts';
 import { fetchBlob } from '../../core/transport/blobs.ts';
-import { encodeWeights } from '../../core/weights.ts';
 import { admittedExamples, aggregateProblem, cappedExamples } from '../admission.ts';
 import { SecureAggregator } from './aggregator.ts';
 import type { Cohort, Stage } from './cohort.ts';
@@ -55,8 +54,7 @@ export class SecureWorkflow implements RoundWorkflow {
   }
 
   bind(sample: TrainTask): void {
-    // The model's plaintext hash, as each envoy computes it from what it decrypted (core/task-digest.ts).
-    this.digest = taskDigest(sample, this.ctx.bus.federation, createHash('sha256').update(encodeWeights(this.ctx.global)).digest('hex'));
+    this.digest = taskDigest(sample, this.ctx.bus.federation, this.ctx.globalSha256);
     this.aggregator = new SecureAggregator(this.native, { ...this.plan, experimentId: boundExperimentId(this.plan.experimentId, this.digest) });
   }
 

@@ -4,7 +4,7 @@
  * round holds the same task (signed digests), the model is the experiment's own initial model or reachable
  * from the last one. Each failed check is a refusal naming its rule, like the privacy policy's.
  */
-import type { SecAggTask, TrainTask } from '../../core/messages.ts';
+import type { TrainTask } from '../../core/messages.ts';
 import type { Trust } from '../../core/trust/index.ts';
 import type { FlatWeights } from '../../core/weights.ts';
 import { cohortMembersProblem, keysProblem, type DirectorRefusal, type KeysCheck } from './cohort.ts';
@@ -36,7 +36,7 @@ export class DirectorChecks {
   }
 
   /** At the secure round's keys, before sharing keys (and so before any masked update). */
-  keysProblem(check: Omit<KeysCheck, 'trust' | 'self'> & { params: SecAggTask }): DirectorRefusal | undefined {
+  keysProblem(check: Omit<KeysCheck, 'trust' | 'self'>): DirectorRefusal | undefined {
     return keysProblem({ ...check, trust: this.trust, self: this.self });
   }
 }

@@ -1,6 +1,7 @@
 /**
- * Secure release, an envoy's part in a secure-aggregation round: advertise and share keys as soon as the task arrives,
- * train, then send the masked update and reveal the shares the director asks for. Each stage's message from
+ * Secure release, an envoy's part in a secure-aggregation round: receive and check the model, advertise keys
+ * bound to the task's digest, check the cohort's signed advertisements, share keys, train, then send the
+ * masked update and reveal the shares the director asks for. Each stage's message from
  * the director arrives on the envoy's secagg subject and is handed to the task waiting for it.
  * The update leaves this process only masked; logs name stages, never keys, shares or values.
  */
