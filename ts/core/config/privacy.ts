@@ -23,7 +23,7 @@ export const PrivacyPolicySchema = z.object({
     required: z.boolean().optional().describe('only send updates masked by secure aggregation (default true)'),
     min_cohort: z.number().int().min(2).optional().describe('fewest distinct hospitals in the secure sum (default 3)'),
     max_weight_share: z.number().gt(0).max(1).optional()
-      .describe("largest share of the secure sum this hospital's update may be (default 0.5): a director that gives the others tiny weights gets no update"),
+      .describe("largest share of the secure sum this hospital's update may be (default 0.9: honest federations of unequal hospitals pass, a director that gives the others tiny weights gets no update)"),
   }).strict().default({}),
   require_one_of: z.array(z.array(z.enum(DEFENSE_NAMES)).min(1)).optional()
     .describe('the task must use every defense of at least one of these sets (default [[precode, shard_statistics], [dp]])'),
@@ -56,7 +56,7 @@ export interface PrivacyPolicy {
 }
 
 const DEFAULT = {
-  minExamples: 64, minBatchSize: 16, maxLocalSteps: 5000, requireSecureAggregation: true, minCohort: 3, maxWeightShare: 0.5,
+  minExamples: 64, minBatchSize: 16, maxLocalSteps: 5000, requireSecureAggregation: true, minCohort: 3, maxWeightShare: 0.9,
   requireOneOf: [['precode', 'shard_statistics'], ['dp']] as DefenseName[][],
   dp: { minNoiseMultiplier: 0.5, maxClipNorm: 10, epsilonBudget: 10 },
   allowProbes: false, architectures: ['convnet_bn'],
