@@ -115,8 +115,8 @@ test('the KL gradient reaches the encoder through the model\'s tidy (and matches
 
 // ----- PRECODE inside ConvNetBN -----
 
-const spec = (precode: Partial<ModelSpec['precode']> = {}, seed = 2): ModelSpec =>
-  ModelSpecSchema.parse({ width: 4, seed, precode: { enabled: true, code_size: 32, ...precode } });
+const spec = (precode: Partial<ModelSpec['precode']> = {}, seed = 2, architecture: ModelSpec['architecture'] = 'convnet_bn'): ModelSpec =>
+  ModelSpecSchema.parse({ architecture, width: 4, seed, precode: { enabled: true, code_size: 32, ...precode } });
 const train = loadPneumoniaMnist(PNEUMONIAMNIST, 'train', 400);
 const val = loadPneumoniaMnist(PNEUMONIAMNIST, 'val', 200);
 const images = (n: number) => tf.tensor4d(train.images.slice(0, n * 784), [n, 28, 28, 1]);
@@ -180,8 +180,8 @@ test('ConvNetBN with PRECODE learns pneumonia from X-rays (validation ROC-AUC we
   t.true(metrics.roc_auc! > 0.8, `validation ROC-AUC ${metrics.roc_auc!}`);
 });
 
-test('the functional ConvNetBN with PRECODE matches the layers model: outputs (eval; train with the same noise) and gradients', (t) => {
-  const model = buildModel(spec({ beta: 0.1 }, 5));
+for (const architecture of ['convnet_bn', 'convnet_gap'] as const) test(`the functional ${architecture} with PRECODE matches the layers model: outputs (eval; train with the same noise) and gradients`, (t) => {
+  const model = buildModel(spec({ beta: 0.1 }, 5, architecture));
   const p = paramsOfModel(model);
   t.deepEqual(trainableNamesOf(p), model.trainableWeights.map((w) => w.originalName));
   const x = images(4);

@@ -8,7 +8,8 @@ import type { TrainingConfig } from './config/experiment.ts';
 import type { LayersModel } from './model.ts';
 import { classCounts, size, subset, type ImageDataset } from './data/dataset.ts';
 import { SeededRandom } from './data/rng.ts';
-import { batchOf, consecutiveBatches } from './data/batches.ts';
+import { batchOf, consecutiveBatches, type PixelTransform } from './data/batches.ts';
+import { augmentImages } from './data/augment.ts';
 import { precodeLossOf } from './defenses/precode.ts';
 import { setShardStatistics } from './defenses/shard-statistics.ts';
 import { dpSgdStep, GaussianNoise, type PerExampleLoss } from './privacy/dp-sgd.ts';
@@ -85,12 +86,13 @@ export async function trainLocal(model: LayersModel, full: ImageDataset, options
   if (dp && (modelLoss || options.extraLoss)) throw new Error('DP-SGD cannot train a model with extra loss terms (PRECODE): they are not clipped per example');
   const stepsPerEpoch = Math.ceil(n / config.batch_size);
   const steps = localStepCount(n, config);
+  const augment = augmentationOf(config, ds, config.seed * 104729 + (options.seedSalt ?? 0));
   let order: number[] = [];
   let lossSum = 0;
   for (let step = 0; step < steps; step++) {
     if (step % stepsPerEpoch === 0) order = rng.shuffle([...Array(n).keys()]);
     const start = (step % stepsPerEpoch) * config.batch_size;
-    const { x, y } = batchOf(ds, order.slice(start, start + config.batch_size));
+    const { x, y } = batchOf(ds, order.slice(start, start + config.batch_size), augment);
     let value: number;
     if (dp) {
       value = dp.step(x, y);
@@ -137,6 +139,13 @@ function privateStepper(model: LayersModel, optimizer: TF.Optimizer, config: Tra
     dataIndependentLoss: anchor.length ? () => proximalTerm(model, anchor, config.fedprox_mu) : undefined,
   };
   return { step: (x: TF.Tensor4D, y: TF.Tensor1D) => dpSgdStep(model, optimizer, x, y, loss, options, noise).loss };
+}
+
+/** The batch transform that augments, with its own seeded stream (so turning it on leaves batch order alone). */
+function augmentationOf(config: TrainingConfig, ds: ImageDataset, seed: number): PixelTransform | undefined {
+  if (!config.augmentation.enabled) return undefined;
+  const rng = new SeededRandom(seed);
+  return (pixels, count) => augmentImages(pixels, count, ds.sampleShape, config.augmentation, rng);
 }
 
 /** All indices, or a seeded random subset of `count` of them (sorted) when a round trains on fewer. */

@@ -79,9 +79,10 @@ async function main(): Promise<void> {
     partition: { scheme: 'dirichlet', alpha: 1.0, seed: 7 },
     experiment: {
       name: `pneumonia${secagg ? '' : '-no-secagg'}${defenses ? '' : '-no-defenses'}${args.audit ? '-audit' : ''}`, rounds: Number(args.rounds), min_envoys_to_start: 3,
-      model: { width: Number(args.width), input_size: [28, 28], channels: 1, seed: 1, ...(defenses ? {} : { precode: { enabled: false } }) },
+      model: { architecture: 'convnet_gap', width: Number(args.width), input_size: [28, 28], channels: 1, seed: 1, ...(defenses ? {} : { precode: { enabled: false } }) },
       training: {
         optimizer: 'adam', learning_rate: 0.001, local_epochs: Number(args.epochs), batch_size: 32, class_weighting: true,
+        augmentation: { enabled: true },
         ...(defenses ? {} : { batch_norm_statistics: 'batch' }),
       },
       aggregation: { strategy: 'fedavg', min_envoys: 2 },

@@ -9,14 +9,17 @@ import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../core/tf.ts';
 import type { LayersModel } from '../core/model.ts';
 import { decode, encodeStats, klDivergence, PRECODE_WEIGHT_NAMES, reparameterize } from '../core/defenses/precode.ts';
+import { ARCHITECTURES, layoutWithBlocks, type ConvLayout } from '../core/architectures.ts';
 import './second-order.ts';
 
 /** Keras' BatchNormalization default, which tfjs-layers uses. */
 const BN_EPSILON = 1e-3;
-const CONV_BLOCKS = 3;
+const CONV_BLOCKS = ARCHITECTURES.convnet_bn.widthMultipliers.length;
 
 /** ConvNetBN weights by role; `trainable` is the order the envoy's gradient/update lists them in. */
 export interface ConvNetParams {
+  /** Where the pools are and how features reach the classifier (the registry's, by block count). */
+  layout: ConvLayout;
   convs: TF.Tensor4D[];
   gammas: TF.Tensor1D[];
   betas: TF.Tensor1D[];
@@ -58,15 +61,17 @@ export type BnMode = 'train' | 'eval';
  */
 export function paramsFromNamed(names: string[], tensors: TF.Tensor[]): ConvNetParams {
   const byName = new Map(names.map((n, i) => [n, tensors[i]]));
-  const extra = names.filter((n) => !/^(conv\d|bn\d|classifier)\//.test(n) && !PRECODE_WEIGHT_NAMES.includes(n));
+  const extra = names.filter((n) => !/^(conv\d+|bn\d+|classifier)\//.test(n) && !PRECODE_WEIGHT_NAMES.includes(n));
   if (extra.length) throw new Error(`not a ConvNetBN (unknown weights: ${extra.join(', ')}); of the defenses' layers only PRECODE is supported`);
   const get = (n: string) => {
     const t = byName.get(n);
     if (!t) throw new Error(`ConvNetBN weight ${n} missing (have: ${names.join(', ')})`);
     return t;
   };
-  const blocks = [...Array(CONV_BLOCKS).keys()];
+  const blockCount = new Set(names.filter((n) => /^conv\d+\//.test(n)).map((n) => n.split('/')[0])).size;
+  const blocks = [...Array(blockCount).keys()];
   return {
+    layout: layoutWithBlocks(blockCount).layout,
     convs: blocks.map((b) => get(`conv${b}/kernel`) as TF.Tensor4D),
     gammas: blocks.map((b) => get(`bn${b}/gamma`) as TF.Tensor1D),
     betas: blocks.map((b) => get(`bn${b}/beta`) as TF.Tensor1D),
@@ -161,12 +166,14 @@ export function batchMoments(p: ConvNetParams, x: TF.Tensor4D): BatchMoments[] {
   return moments;
 }
 
-/** The flattened output of the conv blocks and pooling: the input of PRECODE (or of the classifier). */
+/** The conv blocks' output, pooled to one feature row per image: the input of PRECODE (or of the classifier). */
 export function convFeatures(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode, moments?: BatchMoments[]): TF.Tensor2D {
   let h: TF.Tensor4D = x;
   for (let i = 0; i < p.convs.length; i++) {
     h = tf.relu(batchNorm(tf.conv2d(h, p.convs[i], 1, 'same'), p, i, mode, moments));
+    if (p.layout.poolAfter.includes(i)) h = tf.maxPool(h, 2, 2, 'valid');
   }
+  if (p.layout.head === 'global_average') return tf.mean(h, [1, 2]) as TF.Tensor2D;
   h = tf.maxPool(h, 3, 3, 'valid');
   return tf.reshape(h, [h.shape[0], -1]) as TF.Tensor2D;
 }

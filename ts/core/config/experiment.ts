@@ -1,6 +1,7 @@
 /** experiment.yaml: what a data scientist submits to a running director. */
 import { z } from 'zod';
 import { NameSchema } from '../names.ts';
+import { ARCHITECTURE_NAMES } from '../architectures.ts';
 
 /** PRECODE (Scheliga et al., WACV 2022): a variational bottleneck before the classifier. */
 export const PrecodeSchema = z.object({
@@ -11,8 +12,8 @@ export const PrecodeSchema = z.object({
 export type PrecodeConfig = z.infer<typeof PrecodeSchema>;
 
 export const ModelSpecSchema = z.object({
-  architecture: z.literal('convnet_bn').default('convnet_bn'),
-  width: z.number().int().positive().default(32).describe('w: conv widths are w, 2w, 2w'),
+  architecture: z.enum(ARCHITECTURE_NAMES).default('convnet_bn').describe('the model registry (architectures.ts): convnet_bn (the original system\'s) or convnet_gap (deeper, global average pooling)'),
+  width: z.number().int().positive().default(32).describe('w: conv widths are multiples of it (convnet_bn: w, 2w, 2w)'),
   input_size: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([28, 28]),
   channels: z.number().int().positive().default(1),
   num_classes: z.number().int().min(2).default(2),
@@ -39,6 +40,17 @@ export const PruningSchema = z.object({
 }).strict();
 export type PruningConfig = z.infer<typeof PruningSchema>;
 
+/** Random affine warps and intensity changes of each training batch on the envoy (data/augment.ts); no flips. */
+export const AugmentationSchema = z.object({
+  enabled: z.boolean().default(false),
+  rotation_degrees: z.number().min(0).max(45).default(10).describe('largest rotation either way'),
+  translation: z.number().min(0).max(0.5).default(0.1).describe('largest shift either way, as a fraction of the side'),
+  zoom: z.number().min(0).max(0.5).default(0.1).describe('scale drawn from [1 - zoom, 1 + zoom]'),
+  brightness: z.number().min(0).max(0.5).default(0.1).describe('largest brightness change either way ([0, 1] pixels)'),
+  contrast: z.number().min(0).max(0.9).default(0.1).describe('contrast factor drawn from [1 - contrast, 1 + contrast]'),
+}).strict();
+export type AugmentationConfig = z.infer<typeof AugmentationSchema>;
+
 export const TrainingSchema = z.object({
   optimizer: z.enum(['adam', 'sgd', 'adadelta']).default('adam').describe('sgd uses momentum'),
   learning_rate: z.number().positive().default(1e-3),
@@ -50,6 +62,7 @@ export const TrainingSchema = z.object({
   seed: z.number().int().default(0).describe('seeds shuffling on the envoys'),
   examples_per_round: z.number().int().positive().optional()
     .describe('train each round on a random subset of this many examples (e.g. 1 for single-image updates in a leakage audit)'),
+  augmentation: AugmentationSchema.default({}),
   dp: DpSgdSchema.default({}),
   pruning: PruningSchema.default({}),
   batch_norm_statistics: z.enum(['batch', 'shard']).default('batch')

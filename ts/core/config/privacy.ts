@@ -34,7 +34,7 @@ export const PrivacyPolicySchema = z.object({
     delta: z.number().positive().lt(1).default(1e-5).describe('the delta of the budget'),
   }).strict().default({}),
   allow_probes: z.boolean().optional().describe('accept audit probe tasks (default false: a probe is the most revealing update there is)'),
-  architectures: z.array(z.string()).optional().describe('model architectures this hospital trains (default [convnet_bn])'),
+  architectures: z.array(z.string()).optional().describe('model architectures this hospital trains (default: every registered one: [convnet_bn, convnet_gap])'),
   ledger: z.string().default('privacy-ledger.jsonl').describe('the persistent record of every update released (relative to envoy.yaml)'),
 }).strict();
 export type PrivacyPolicyConfig = z.infer<typeof PrivacyPolicySchema>;
@@ -59,12 +59,12 @@ const DEFAULT = {
   minExamples: 64, minBatchSize: 16, maxLocalSteps: 5000, requireSecureAggregation: true, minCohort: 3, maxWeightShare: 0.9,
   requireOneOf: [['precode', 'shard_statistics'], ['dp']] as DefenseName[][],
   dp: { minNoiseMultiplier: 0.5, maxClipNorm: 10, epsilonBudget: 10 },
-  allowProbes: false, architectures: ['convnet_bn'],
+  allowProbes: false, architectures: ['convnet_bn', 'convnet_gap'],
 };
 const OPEN = {
   minExamples: 1, minBatchSize: 1, maxLocalSteps: Number.MAX_SAFE_INTEGER, requireSecureAggregation: false, minCohort: 2, maxWeightShare: 1,
   requireOneOf: [] as DefenseName[][], dp: { minNoiseMultiplier: 0, maxClipNorm: Infinity, epsilonBudget: Infinity },
-  allowProbes: true, architectures: ['convnet_bn'],
+  allowProbes: true, architectures: ['convnet_bn', 'convnet_gap'],
 };
 
 export function resolvePolicy(c: PrivacyPolicyConfig = PrivacyPolicySchema.parse({})): PrivacyPolicy {

@@ -3,7 +3,10 @@ import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../tf.ts';
 import { pixelsPerSample, size, type ImageDataset } from './dataset.ts';
 
-export function batchOf(ds: ImageDataset, indices: ArrayLike<number>): { x: TF.Tensor4D; y: TF.Tensor1D } {
+/** `transform` may change the batch's pixels (NHWC, `count` images) before they become a tensor: augmentation. */
+export type PixelTransform = (pixels: Float32Array, count: number) => void;
+
+export function batchOf(ds: ImageDataset, indices: ArrayLike<number>, transform?: PixelTransform): { x: TF.Tensor4D; y: TF.Tensor1D } {
   const p = pixelsPerSample(ds);
   const pixels = new Float32Array(indices.length * p);
   const labels = new Int32Array(indices.length);
@@ -11,6 +14,7 @@ export function batchOf(ds: ImageDataset, indices: ArrayLike<number>): { x: TF.T
     pixels.set(ds.images.subarray(indices[i] * p, (indices[i] + 1) * p), i * p);
     labels[i] = ds.labels[indices[i]];
   }
+  transform?.(pixels, indices.length);
   return { x: tf.tensor4d(pixels, [indices.length, ...ds.sampleShape]), y: tf.tensor1d(labels, 'int32') };
 }
 
