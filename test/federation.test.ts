@@ -46,6 +46,12 @@ test.serial('2 envoys x 2 rounds: the global model changes, metrics and checkpoi
   t.deepEqual(rounds.map((e) => e.round), [0, 1]);
   t.deepEqual(rounds[0].envoys!.map((e) => e.envoy).sort(), ['alpha', 'beta']);
   t.true(final.test!.roc_auc! > 0.5, `test AUC ${final.test!.roc_auc}`);
+  // After the last round both envoys evaluated the final model; the threshold rests on all their validation images.
+  t.truthy(final.threshold, 'a threshold chosen from the federation\'s validation data');
+  t.is(final.threshold!.envoys, 2);
+  t.is(final.threshold!.examples, status.envoys.reduce((n, e) => n + e.descriptor.counts.val, 0));
+  t.is(final.test_at_threshold!.examples, final.test!.examples);
+  if (final.threshold!.threshold === 0.5) t.is(final.test_at_threshold!.accuracy, final.test!.accuracy);
 
   const dir = fed.runDir();
   const initial = readWeights(buildModel(ModelSpecSchema.parse(model))).values;
@@ -63,6 +69,10 @@ test.serial('2 envoys x 2 rounds: the global model changes, metrics and checkpoi
   t.true(csv[0].startsWith('round,scope,envoy,split,loss,accuracy'));
   t.is(csv.length, 1 + records.length);
   t.true(readdirSync(join(dir, 'tensorboard')).some((f) => f.startsWith('events.out.tfevents')), 'TensorBoard event file');
+  const threshold = JSON.parse(readFileSync(join(dir, 'threshold.json'), 'utf8'));
+  t.is(threshold.threshold, final.threshold!.threshold);
+  t.is(records.filter((r) => r.split === 'test_at_threshold').length, 1);
+  t.regex(fed.log('alpha'), /evaluated the final model on \d+ validation images/);
   const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'));
   t.is(state.status, 'finished');
   t.is(state.next_round, 2);

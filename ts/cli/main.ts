@@ -16,7 +16,7 @@ import { Logger } from '../core/log.ts';
 import { kinds } from '../core/messages.ts';
 import { subjects } from '../core/subjects.ts';
 import { connectBus } from '../core/transport/connection.ts';
-import { tableHeader, tableRow } from '../experiment/table.ts';
+import { finalLine, tableHeader, tableRow } from '../experiment/table.ts';
 import { registerLeakageCommands } from './leakage.ts';
 import { resolveParticipant, withTarget } from './participant.ts';
 import { registerProvisionCommands } from './provision.ts';
@@ -73,7 +73,7 @@ withTarget(experiment.command('run').description('submit an experiment to a runn
         },
       });
       if (final.type === 'failed') throw new Error(`experiment '${config.name}' failed: ${final.message}`);
-      console.log(`final test_auc=${final.test?.roc_auc?.toFixed(4) ?? 'n/a'} test_acc=${final.test?.accuracy.toFixed(4) ?? 'n/a'} run=${final.run_dir}`);
+      console.log(finalLine(final));
     } finally {
       await bus.close();
     }

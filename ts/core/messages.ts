@@ -8,6 +8,7 @@ import { pack, unpack } from 'msgpackr';
 import { z } from 'zod';
 import { ExperimentSchema, ModelSpecSchema, TrainingSchema } from './config/experiment.ts';
 import { NameSchema } from './names.ts';
+import { OperatingPointsSchema } from './operating-points.ts';
 import type { Role } from './trust/index.ts';
 
 export const PROTOCOL_VERSION = 2;
@@ -123,6 +124,8 @@ export const TrainTaskSchema = TaskHeaderSchema.extend({
   secagg: SecAggTaskSchema.optional(),
   /** Auditing: the envoy keeps, on its own side, which images it trained on (see core/audit.ts). */
   audit: z.object({ kind: z.enum(['round', 'probe']) }).strict().optional(),
+  /** Evaluation only (after the last round): the envoy reports the model's validation metrics and operating points, trains nothing, sends no update. */
+  evaluate: z.literal(true).optional(),
 }).strict();
 export type TrainTask = z.infer<typeof TrainTaskSchema>;
 
@@ -147,6 +150,8 @@ export const TrainResultSchema = TaskHeaderSchema.extend({
   val_global: MetricsSchema.optional(),
   /** The locally trained model on the same split. */
   val_local: MetricsSchema.optional(),
+  /** Evaluation tasks: the received model's ROC curve on the validation split at the fixed grid (core/operating-points.ts). */
+  operating_points: OperatingPointsSchema.optional(),
   /** Under DP-SGD: this envoy's privacy spent in the experiment so far (RDP accountant), at the configured delta. */
   privacy: z.object({ epsilon: Finite(), delta: Finite(), noise_multiplier: Finite(), sample_rate: Finite(), steps: z.number().int() }).strict().optional(),
   /** Weight delta (local - global) as an encoded FlatWeights blob. */
@@ -220,6 +225,11 @@ export const ExperimentEventSchema = z.object({
   refusals: z.array(z.object({ envoy: NameSchema, rule: z.string(), reason: z.string() }).strict()).optional(),
   run_dir: z.string().optional(),
   seconds: Finite().optional(),
+  /** With 'finished': the decision threshold chosen from the federation's validation data, and the test metrics at it. */
+  threshold: z.object({
+    threshold: Finite(), sensitivity: Finite(), specificity: Finite(), examples: z.number().int(), envoys: z.number().int(),
+  }).strict().optional(),
+  test_at_threshold: MetricsSchema.optional(),
 }).strict();
 export type ExperimentEvent = z.infer<typeof ExperimentEventSchema>;
 

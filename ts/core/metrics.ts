@@ -49,11 +49,11 @@ export function binaryCrossEntropy(probPositive: ArrayLike<number>, labels: Arra
   return loss / Math.max(1, labels.length);
 }
 
-/** Metrics from P(pneumonia) per example, thresholded at 0.5 for the confusion-matrix measures. */
-export function classificationMetrics(probPositive: ArrayLike<number>, labels: ArrayLike<number>, loss: number): ClassificationMetrics {
+/** Metrics from P(pneumonia) per example, thresholded at `threshold` (0.5 unless chosen) for the confusion-matrix measures. */
+export function classificationMetrics(probPositive: ArrayLike<number>, labels: ArrayLike<number>, loss: number, threshold = 0.5): ClassificationMetrics {
   let tp = 0, tn = 0, fp = 0, fn = 0;
   for (let i = 0; i < labels.length; i++) {
-    const predicted = probPositive[i] >= 0.5 ? 1 : 0;
+    const predicted = probPositive[i] >= threshold ? 1 : 0;
     if (predicted === 1) labels[i] === 1 ? tp++ : fp++;
     else labels[i] === 1 ? fn++ : tn++;
   }

@@ -183,7 +183,7 @@ export function predictPositive(model: LayersModel, ds: ImageDataset, batchSize 
   return out;
 }
 
-export function evaluate(model: LayersModel, ds: ImageDataset): ClassificationMetrics {
+export function evaluate(model: LayersModel, ds: ImageDataset, threshold = 0.5): ClassificationMetrics {
   const p = predictPositive(model, ds);
-  return classificationMetrics(p, ds.labels, binaryCrossEntropy(p, ds.labels));
+  return classificationMetrics(p, ds.labels, binaryCrossEntropy(p, ds.labels), threshold);
 }

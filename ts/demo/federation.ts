@@ -19,7 +19,7 @@
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findPneumoniaMnist } from '../core/data/fetch.ts';
-import { tableHeader, tableRow } from '../experiment/table.ts';
+import { finalLine, tableHeader, tableRow } from '../experiment/table.ts';
 import type { LocalAuditedRun } from '../leakage/audit-attack.ts';
 import { runLocalFederation } from '../local/federation.ts';
 import { INSECURE_WARNING } from '../core/trust/index.ts';
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   if (final.type === 'failed') throw new Error(`experiment failed: ${final.message}`);
   console.log(`\nmetrics: ${join(final.run_dir!, 'metrics.csv')}  TensorBoard: tensorboard --logdir ${join(final.run_dir!, 'tensorboard')}`);
   if (args.audit) await attackProbes({ runDir: final.run_dir!, envoyAudit: files.envoyAudit, federation: FEDERATION, experiment: config.name }, dataPath, config.rounds);
-  console.log(`final test_auc=${final.test?.roc_auc?.toFixed(4) ?? 'n/a'} test_acc=${final.test?.accuracy.toFixed(4)} run=${final.run_dir}`);
+  console.log(finalLine(final));
 }
 
 main().catch((error: Error) => {

@@ -1,9 +1,9 @@
 /**
  * Runs one experiment round by round: select envoys, offer the global model, collect updates, aggregate,
- * evaluate, log, checkpoint. A restarted director picks the experiment up after its last completed round.
+ * evaluate, log, checkpoint; then choose the decision threshold from the envoys' validation data (threshold.ts). A restarted director picks the experiment up after its last completed round.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import type { ExperimentConfig } from '../core/config/experiment.ts';
+import { MEAN_STRATEGIES, type ExperimentConfig } from '../core/config/experiment.ts';
 import type { ImageDataset } from '../core/data/dataset.ts';
 import type { Logger } from '../core/log.ts';
 import type { ExperimentEvent } from '../core/messages.ts';
@@ -21,6 +21,7 @@ import { collectRound, type RoundCollection } from './round/index.ts';
 import { configDigest, RunFolder, type RunState } from './run-folder.ts';
 import { makeStrategy, type AggregationStrategy } from './strategies/index.ts';
 import { modelProblem, withWeightCap } from './admission.ts';
+import { federatedThreshold } from './threshold.ts';
 
 export interface RunnerDeps {
   bus: Bus;
@@ -123,9 +124,13 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
         });
       }
     }
+    const threshold = await federatedThreshold(deps, { config, runId, global, model, participants: selectParticipants(deps.registry, config), folder });
     state.status = 'finished';
     folder.writeState(state);
-    publish({ experiment: config.name, type: 'finished', rounds: config.rounds, test: lastTest, run_dir: folder.dir });
+    publish({
+      experiment: config.name, type: 'finished', rounds: config.rounds, test: lastTest, run_dir: folder.dir,
+      ...(threshold ? { threshold: threshold.chosen, ...(threshold.test ? { test_at_threshold: threshold.test } : {}) } : {}),
+    });
   } catch (error) {
     state.status = 'failed';
     folder.writeState(state);
@@ -148,7 +153,7 @@ function nextGlobal(strategy: AggregationStrategy, global: FlatWeights, collecti
         (collection.dropped.length ? ` (${collection.dropped.map((d) => `${d.envoy}: ${d.reason}`).join('; ')})` : ''),
     };
   }
-  const updates = strategy.name === 'fedavg' ? withWeightCap(collection.updates, config) : collection.updates;
+  const updates = (MEAN_STRATEGIES as readonly string[]).includes(strategy.name) ? withWeightCap(collection.updates, config) : collection.updates;
   const next = strategy.aggregate(global, updates);
   const problem = modelProblem(next);
   if (problem) return { failure: `round ${round + 1} failed: ${problem}` };

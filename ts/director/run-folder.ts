@@ -2,7 +2,7 @@
  * One experiment's run folder: its config, metrics (JSONL, CSV, TensorBoard), checkpoints and round state.
  *
  *   <workspace>/<federation>/<experiment>/
- *     config.yaml  metadata.json  state.json  followers.json  metrics.jsonl  metrics.csv  tensorboard/  checkpoints/round-0003.weights
+ *     config.yaml  metadata.json  state.json  followers.json  metrics.jsonl  metrics.csv  threshold.json  tensorboard/  checkpoints/round-0003.weights
  */
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -18,9 +18,12 @@ export interface MetricsRecord {
   round: number;
   scope: 'director' | 'envoy';
   envoy?: string;
-  /** test: director's held-out set; val_global / val_local: an envoy's validation split before / after local training. */
-  split: 'test' | 'val_global' | 'val_local' | 'train' | 'privacy';
-  metrics: Partial<ClassificationMetrics> & { epsilon?: number; delta?: number };
+  /**
+   * test: director's held-out set; val_global / val_local: an envoy's validation split before / after local training;
+   * test_at_threshold: the final model on the test set at the threshold chosen from the federation's validation data.
+   */
+  split: 'test' | 'val_global' | 'val_local' | 'train' | 'privacy' | 'test_at_threshold';
+  metrics: Partial<ClassificationMetrics> & { epsilon?: number; delta?: number; threshold?: number };
 }
 
 export interface RunState {
@@ -34,7 +37,7 @@ export interface RunState {
   updated_at: string;
 }
 
-const CSV_COLUMNS = ['round', 'scope', 'envoy', 'split', 'loss', 'accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'sensitivity', 'specificity', 'examples', 'epsilon', 'delta', 'time'] as const;
+const CSV_COLUMNS = ['round', 'scope', 'envoy', 'split', 'loss', 'accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'sensitivity', 'specificity', 'examples', 'epsilon', 'delta', 'threshold', 'time'] as const;
 
 type SummaryWriter = { scalar(tag: string, value: number, step: number): void; flush(): void };
 
@@ -76,6 +79,11 @@ export class RunFolder {
   writeConfig(config: ExperimentConfig, metadata: Record<string, unknown>): void {
     writeFileSync(join(this.dir, 'config.yaml'), stringify(config));
     writeFileSync(join(this.dir, 'metadata.json'), JSON.stringify(metadata, null, 2));
+  }
+
+  /** threshold.json: the decision threshold chosen from the federation's validation data, and what it gives. */
+  writeThreshold(record: Record<string, unknown>): void {
+    atomicWrite(join(this.dir, 'threshold.json'), JSON.stringify(record, null, 2));
   }
 
   saveCheckpoint(round: number, weights: FlatWeights): string {

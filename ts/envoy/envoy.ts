@@ -15,7 +15,9 @@ import { buildModel, type LayersModel } from '../core/model.ts';
 import { progress, type Progress } from '../core/progress.ts';
 import { subjects } from '../core/subjects.ts';
 import { describeBackend } from '../core/tf.ts';
-import { evaluate, trainLocal, type DpSteps } from '../core/training.ts';
+import { evaluate, predictPositive, trainLocal, type DpSteps } from '../core/training.ts';
+import { binaryCrossEntropy, classificationMetrics } from '../core/metrics.ts';
+import { operatingPoints } from '../core/operating-points.ts';
 import type { Bus } from '../core/transport/bus.ts';
 import { chunkBytesFor, fetchBlob } from '../core/transport/blobs.ts';
 import { connectBus } from '../core/transport/connection.ts';
@@ -24,6 +26,7 @@ import { resolvePolicy } from '../core/config/privacy.ts';
 import { PrivacyGuard } from './policy/index.ts';
 import { DirectorChecks, DirectorRefused } from './director-checks/index.ts';
 import { SecureRelease, releaseFor, type ReceivedModel, type TrainedUpdate } from './release/index.ts';
+import { failedResult, sendResult } from './release/result.ts';
 import { pruneUpdate } from './pruning.ts';
 import { clipToNorm, finiteOrNothing } from './update-bounds.ts';
 import type { Shard } from './shard.ts';
@@ -123,6 +126,7 @@ export class Envoy {
     if (h !== sh || w !== sw || task.model.channels !== sc) {
       return { accepted: false, reason: `model input ${h}x${w}x${task.model.channels} does not match this shard's ${sh}x${sw}x${sc}` };
     }
+    if (task.evaluate) return this.acceptEvaluation(task);
     // The hospital's rules come before its data is touched.
     const refusal = this.guard.admit(task, this.shard.descriptor.counts.train);
     if (refusal) {
@@ -149,6 +153,41 @@ export class Envoy {
       .catch((error) => this.log.error(`task ${task.task_id} failed: ${(error as Error).message}`))
       .finally(() => { this.busy = false; });
     return { accepted: true };
+  }
+
+  /**
+   * An evaluation task trains nothing and releases no update, so the privacy policy's update rules do not apply;
+   * the checks of the director do (the model must be reachable from the last one trained on).
+   */
+  private acceptEvaluation(task: TrainTask) {
+    if (!this.shard.val) return { accepted: false, reason: `envoy ${this.name} has no validation split to evaluate on` };
+    this.busy = true;
+    void this.runEvaluation(task)
+      .catch((error) => this.log.error(`evaluation ${task.task_id} failed: ${(error as Error).message}`))
+      .finally(() => { this.busy = false; });
+    return { accepted: true };
+  }
+
+  /** The model on this envoy's validation split: metrics and the ROC curve at the fixed grid, nothing else. */
+  private async runEvaluation(task: TrainTask): Promise<void> {
+    const log = this.log.child(`${task.experiment} evaluation`);
+    let result: TrainResult;
+    try {
+      const { weights } = await this.receiveModel(task, log);
+      const model = this.modelFor(task);
+      writeWeights(model, weights);
+      const val = this.shard.val!;
+      const p = predictPositive(model, val);
+      result = {
+        ...headerOf(task), envoy: this.name, ok: true, examples: 0,
+        val_global: finiteOrNothing(classificationMetrics(p, val.labels, binaryCrossEntropy(p, val.labels)), 'val_global', log),
+        operating_points: operatingPoints(p, val.labels),
+      };
+      log.info(`evaluated the final model on ${val.labels.length} validation images`);
+    } catch (error) {
+      result = failedResult(task, this.name, error as Error);
+    }
+    await sendResult({ bus: this.bus!, director: this.director, envoy: this.name, log }, task, result);
   }
 
   private describePolicy(): void {

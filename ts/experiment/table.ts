@@ -34,3 +34,15 @@ export function tableRow(event: ExperimentEvent): string {
   const refusals = (event.refusals ?? []).map((r) => `\n  ${r.envoy} refused ${r.rule.startsWith('honest_director.') ? 'its director' : 'by its privacy policy'} (${r.rule}): ${r.reason.replace(/^it declined the task: privacy policy [^:]+: /, '')}`);
   return row + refusals.join('');
 }
+
+/**
+ * The line an experiment ends with: ROC-AUC, and accuracy, sensitivity and specificity at the threshold chosen
+ * from the federation's validation data (named on the line), with accuracy at 0.5 beside it.
+ */
+export function finalLine(event: ExperimentEvent): string {
+  const auc = event.test?.roc_auc?.toFixed(4) ?? 'n/a';
+  const at = event.test_at_threshold;
+  if (!at || !event.threshold) return `final test_auc=${auc} test_acc=${event.test?.accuracy.toFixed(4) ?? 'n/a'} (threshold 0.5) run=${event.run_dir}`;
+  return `final test_auc=${auc} test_acc=${at.accuracy.toFixed(4)} sens=${at.sensitivity.toFixed(3)} spec=${at.specificity.toFixed(3)} ` +
+    `(threshold ${event.threshold.threshold} chosen on the federation's validation data; at 0.5 test_acc=${event.test?.accuracy.toFixed(4) ?? 'n/a'}) run=${event.run_dir}`;
+}

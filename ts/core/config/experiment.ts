@@ -76,9 +76,26 @@ export type TrainingConfig = z.infer<typeof TrainingSchema>;
  * PneumoniaMNIST): the L2 norm of an honest delta is 0.8-7.5 at width 16 and 2.9-12.5 at width 32, most of it
  * batch-norm statistics; honest deltas point the same way as the cohort (cosine 0.15-0.99 between envoys).
  */
+/**
+ * A server optimizer (Reddi et al., ICLR 2021, "Adaptive Federated Optimization"): the FedAvg mean delta is a
+ * pseudo-gradient that the director steps along with momentum (FedAvgM) or adaptively (FedAdam, FedYogi). It
+ * acts on the aggregate only, so it works under secure aggregation.
+ */
+export const ServerOptimizerSchema = z.object({
+  learning_rate: z.number().positive().optional().describe('eta: default 1 for fedavgm, 0.01 for fedadam / fedyogi'),
+  beta_1: z.number().min(0).lt(1).default(0.9).describe('momentum of the mean delta'),
+  beta_2: z.number().min(0).lt(1).default(0.99).describe('fedadam / fedyogi: decay of the second moment'),
+  tau: z.number().positive().default(1e-3).describe('fedadam / fedyogi: adaptivity (added to the second moment\'s root)'),
+}).strict();
+export type ServerOptimizerConfig = z.infer<typeof ServerOptimizerSchema>;
+
+/** The strategies that weigh updates by example counts and can run on a secure sum. */
+export const MEAN_STRATEGIES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi'] as const;
+
 export const AggregationSchema = z.object({
-  strategy: z.enum(['fedavg', 'median', 'trimmed_mean']).default('fedavg')
-    .describe('fedavg: weighted by example counts; median / trimmed_mean: coordinate-wise, robust to a few hostile updates (not with secagg)'),
+  strategy: z.enum([...MEAN_STRATEGIES, 'median', 'trimmed_mean']).default('fedavg')
+    .describe('fedavg: weighted by example counts; fedavgm / fedadam / fedyogi: a server optimizer on the FedAvg mean; median / trimmed_mean: coordinate-wise, robust to a few hostile updates (not with secagg)'),
+  server: ServerOptimizerSchema.default({}).describe('fedavgm / fedadam / fedyogi only'),
   min_envoys: z.number().int().min(1).default(1).describe('a round with fewer results fails'),
   trim_fraction: z.number().min(0).lt(0.5).default(0.2).describe('trimmed_mean: fraction cut from each end per coordinate'),
   max_update_norm: z.number().positive().default(25)
@@ -161,8 +178,8 @@ export const ExperimentSchema = z.object({
   if (e.model.precode.enabled && e.training.dp.enabled) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['training', 'dp'], message: 'DP-SGD cannot be combined with model.precode (its KL term is not clipped per example); choose one' });
   }
-  if (e.secagg.enabled && e.aggregation.strategy !== 'fedavg') {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['aggregation', 'strategy'], message: `${e.aggregation.strategy} needs each envoy's update, which secure aggregation hides: use fedavg with secagg` });
+  if (e.secagg.enabled && !(MEAN_STRATEGIES as readonly string[]).includes(e.aggregation.strategy)) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['aggregation', 'strategy'], message: `${e.aggregation.strategy} needs each envoy's update, which secure aggregation hides: use ${MEAN_STRATEGIES.join(', ')} with secagg` });
   }
   if (e.training.dp.enabled && e.training.batch_norm_statistics === 'shard') {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['training', 'batch_norm_statistics'], message: "batch_norm_statistics: shard computes statistics over the whole shard outside DP-SGD's accounting; use 'batch' with dp" });

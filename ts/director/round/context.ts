@@ -24,6 +24,8 @@ export interface RoundContext {
   log: Logger;
   /** Set on audited rounds: the envoys record which images they trained on (core/audit.ts). */
   audit?: TrainTask['audit'];
+  /** The evaluation round after the last one (evaluation.ts): metrics and operating points, no training. */
+  evaluate?: true;
 }
 
 /** An envoy that left the round, and why; `rule` when its privacy policy refused the task (envoy.yaml key). */

@@ -1,5 +1,6 @@
 /**
- * One round's collection step, the same for every workflow: plan the workflow (plain or secure aggregation),
+ * One round's collection step, the same for every workflow: plan the workflow (plain or secure aggregation, or
+ * the evaluation after the last round),
  * listen for the envoys' answers, send the tasks, run the workflow's stages with the cohort, hand over what
  * arrived. A round that cannot produce an aggregate comes back with `failure` set; the experiment goes on.
  */
@@ -9,6 +10,7 @@ import { Cohort } from './cohort.ts';
 import { RoundFailure, type RoundCollection, type RoundContext } from './context.ts';
 import { PlainWorkflow } from './plain.ts';
 import { SecureWorkflow } from './secure.ts';
+import { EvaluationWorkflow } from './evaluation.ts';
 import type { RoundWorkflow } from './workflow.ts';
 
 export type { Dropout, RoundCollection, RoundContext } from './context.ts';
@@ -16,7 +18,7 @@ export type { Dropout, RoundCollection, RoundContext } from './context.ts';
 export async function collectRound(ctx: RoundContext): Promise<RoundCollection> {
   let workflow: RoundWorkflow;
   try {
-    workflow = ctx.config.secagg.enabled ? new SecureWorkflow(ctx) : new PlainWorkflow(ctx);
+    workflow = ctx.evaluate ? new EvaluationWorkflow(ctx) : ctx.config.secagg.enabled ? new SecureWorkflow(ctx) : new PlainWorkflow(ctx);
   } catch (error) {
     if (error instanceof RoundFailure) return { updates: [], results: [], dropped: [], failure: error.message };
     throw error;

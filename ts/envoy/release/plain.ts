@@ -3,11 +3,11 @@
  * until the director acknowledges (it fetches the update before it answers). A failed training still gets
  * a result, so the director drops this envoy at once instead of at the round's timeout.
  */
-import { headerOf, kinds, type TrainResult, type TrainTask } from '../../core/messages.ts';
-import { subjects } from '../../core/subjects.ts';
+import type { TrainResult, TrainTask } from '../../core/messages.ts';
 import { offerBlob } from '../../core/transport/blobs.ts';
 import { encodeWeights } from '../../core/weights.ts';
 import { DirectorRefused } from '../director-checks/index.ts';
+import { failedResult, sendResult } from './result.ts';
 import type { ReceivedModel, Release, ReleaseDeps, TrainedUpdate } from './types.ts';
 
 export class PlainRelease implements Release {
@@ -22,30 +22,13 @@ export class PlainRelease implements Release {
       offered = offerBlob(bus, encodeWeights(trained.delta), [director], this.deps.chunkBytes);
       result = { ...trained.result, update: offered.refFor(director) };
     } catch (error) {
-      const rule = error instanceof DirectorRefused ? error.refusal.rule : undefined;
-      if (!rule) log.error(`task failed: ${(error as Error).message}`);
-      result = { ...headerOf(this.task), envoy: this.deps.envoy, ok: false, error: (error as Error).message, examples: 0, ...(rule ? { rule } : {}) };
+      if (!(error instanceof DirectorRefused)) log.error(`task failed: ${(error as Error).message}`);
+      result = failedResult(this.task, this.deps.envoy, error as Error);
     }
     try {
-      return (await this.send(result)) && !!result.update;
+      return (await sendResult(this.deps, this.task, result)) && !!result.update;
     } finally {
       offered?.close();
     }
-  }
-
-  /** True when the director accepted the result (and so fetched the update it names). */
-  private async send(result: TrainResult): Promise<boolean> {
-    const { bus, director, log } = this.deps;
-    const subject = subjects.results(bus.federation, this.task.experiment, this.task.run_id, this.deps.envoy);
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        const ack = await bus.request(kinds.result, subject, director, result, 120_000, 'sending the training result');
-        if (!ack.accepted) log.warn(`director did not accept the result: ${ack.reason}`);
-        return ack.accepted;
-      } catch (error) {
-        log.warn(`${(error as Error).message} (attempt ${attempt}/3)`);
-      }
-    }
-    return false;
   }
 }
