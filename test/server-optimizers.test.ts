@@ -58,3 +58,15 @@ test('server optimizers run with secure aggregation; median still does not', (t)
   t.throws(() => ExperimentSchema.parse({ ...base, aggregation: { strategy: 'median' } }), { message: /secure aggregation hides/ });
   t.throws(() => ExperimentSchema.parse({ ...base, aggregation: { strategy: 'fedadam', server: { beta_3: 1 } } }), { message: /beta_3/ });
 });
+
+test('a cosine learning-rate schedule starts at the experiment\'s rate and ends at final_fraction of it; constant stays', async (t) => {
+  const { learningRateAt } = await import('../ts/core/config/experiment.ts');
+  const cosine = ExperimentSchema.parse({ name: 'x', rounds: 5, training: { learning_rate: 0.002 }, learning_rate_schedule: { kind: 'cosine', final_fraction: 0.1 } });
+  const rates = [0, 1, 2, 3, 4].map((r) => learningRateAt(cosine, r));
+  t.is(rates[0], 0.002);
+  t.true(Math.abs(rates[4] - 0.0002) < 1e-12);
+  t.true(Math.abs(rates[2] - 0.0011) < 1e-12, `midway ${rates[2]}`);
+  t.true(rates.every((r, i) => i === 0 || r < rates[i - 1]));
+  const constant = ExperimentSchema.parse({ name: 'x', rounds: 5, training: { learning_rate: 0.002 } });
+  t.deepEqual([0, 4].map((r) => learningRateAt(constant, r)), [0.002, 0.002]);
+});

@@ -23,12 +23,15 @@ import { finalLine, tableHeader, tableRow } from '../experiment/table.ts';
 import type { LocalAuditedRun } from '../leakage/audit-attack.ts';
 import { runLocalFederation } from '../local/federation.ts';
 import { INSECURE_WARNING } from '../core/trust/index.ts';
+import { DEMO_ENVOYS, DEMO_PARTITION, demoExperiment } from './experiment.ts';
 
 const { values: args } = parseArgs({
   options: {
-    rounds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '10' },
     width: { type: 'string', default: '16' },
     epochs: { type: 'string', default: '1' },
+    strategy: { type: 'string', default: 'fedavg' },
+    'server-lr': { type: 'string' },
     nats: { type: 'string' },
     data: { type: 'string' },
     out: { type: 'string', default: 'runs' },
@@ -43,8 +46,6 @@ const { values: args } = parseArgs({
 
 const FEDERATION = 'pneumonia-demo';
 
-/** The attack papers' setting, asked of every envoy each round when auditing: one SGD step on one image. */
-const AUDIT_PROBE = { examples_per_round: 1, batch_size: 1, local_epochs: 1, optimizer: 'sgd', momentum: 0, learning_rate: 0.001 };
 
 /** After an audited run: what an honest-but-curious director could rebuild from hospital-a's probes. */
 async function attackProbes(run: LocalAuditedRun, dataPath: string, rounds: number): Promise<void> {
@@ -75,20 +76,12 @@ async function main(): Promise<void> {
     'provisioned hospitals only, round 1 built from the seed and every later model within reach of the last');
   let printedHeader = false;
   const { final, config, files } = await runLocalFederation({
-    dir, federation: FEDERATION, natsUrl: args.nats, insecure: args.insecure, dataPath, envoys: ['hospital-a', 'hospital-b', 'hospital-c'],
-    partition: { scheme: 'dirichlet', alpha: 1.0, seed: 7 },
-    experiment: {
-      name: `pneumonia${secagg ? '' : '-no-secagg'}${defenses ? '' : '-no-defenses'}${args.audit ? '-audit' : ''}`, rounds: Number(args.rounds), min_envoys_to_start: 3,
-      model: { architecture: 'convnet_gap', width: Number(args.width), input_size: [28, 28], channels: 1, seed: 1, ...(defenses ? {} : { precode: { enabled: false } }) },
-      training: {
-        optimizer: 'adam', learning_rate: 0.001, local_epochs: Number(args.epochs), batch_size: 32, class_weighting: true,
-        augmentation: { enabled: true },
-        ...(defenses ? {} : { batch_norm_statistics: 'batch' }),
-      },
-      aggregation: { strategy: 'fedavg', min_envoys: 2 },
-      secagg: { enabled: secagg },
-      audit: { enabled: args.audit, ...(args.audit ? { probe: AUDIT_PROBE } : {}) },
-    },
+    dir, federation: FEDERATION, natsUrl: args.nats, insecure: args.insecure, dataPath, envoys: DEMO_ENVOYS,
+    partition: DEMO_PARTITION,
+    experiment: demoExperiment({
+      rounds: Number(args.rounds), width: Number(args.width), epochs: Number(args.epochs), secagg, defenses, audit: args.audit,
+      strategy: args.strategy, serverLearningRate: args['server-lr'] ? Number(args['server-lr']) : undefined,
+    }),
     ...(secagg && defenses ? {} : { privacy: { preset: 'open' } }),
     say: (line) => console.log(line),
     onEvent: (e) => {

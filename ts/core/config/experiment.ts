@@ -149,6 +149,14 @@ const ExperimentTrainingSchema = TrainingSchema.extend({
   batch_norm_statistics: z.enum(['batch', 'shard']).optional()
     .describe("default: 'shard', unless training.dp is on ('batch'): see TrainingSchema"),
 });
+/** How the envoys' learning rate changes over the rounds: the director sets each round's in the task. */
+export const LearningRateScheduleSchema = z.object({
+  kind: z.enum(['constant', 'cosine']).default('constant')
+    .describe('cosine: from training.learning_rate in round 1 down to final_fraction of it in the last round'),
+  final_fraction: z.number().min(0).max(1).default(0.1),
+}).strict();
+export type LearningRateSchedule = z.infer<typeof LearningRateScheduleSchema>;
+
 const ExperimentSecAggSchema = SecAggSchema.extend({
   enabled: z.boolean().default(true).describe('SecAgg+ (default on): the director learns only the sum of the envoys\' updates'),
 });
@@ -160,6 +168,7 @@ export const ExperimentSchema = z.object({
   min_envoys_to_start: z.number().int().min(1).default(1),
   model: ExperimentModelSchema.default({}),
   training: ExperimentTrainingSchema.default({}),
+  learning_rate_schedule: LearningRateScheduleSchema.default({}),
   aggregation: AggregationSchema.default({}),
   secagg: ExperimentSecAggSchema.default({}),
   audit: AuditSchema.default({}),
@@ -185,4 +194,13 @@ export const ExperimentSchema = z.object({
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['training', 'batch_norm_statistics'], message: "batch_norm_statistics: shard computes statistics over the whole shard outside DP-SGD's accounting; use 'batch' with dp" });
   }
 });
+/** Round `round`'s (0-based) local learning rate under the experiment's schedule. */
+export function learningRateAt(e: Pick<ExperimentConfig, 'rounds' | 'training' | 'learning_rate_schedule'>, round: number): number {
+  const base = e.training.learning_rate;
+  const { kind, final_fraction: floor } = e.learning_rate_schedule;
+  if (kind === 'constant' || e.rounds <= 1) return base;
+  const progress = Math.min(1, round / (e.rounds - 1));
+  return base * (floor + (1 - floor) * 0.5 * (1 + Math.cos(Math.PI * progress)));
+}
+
 export type ExperimentConfig = z.infer<typeof ExperimentSchema>;

@@ -5,6 +5,7 @@
  * arrived. A round that cannot produce an aggregate comes back with `failure` set; the experiment goes on.
  */
 import type { TrainTask } from '../../core/messages.ts';
+import { learningRateAt } from '../../core/config/experiment.ts';
 import { SecAggProtocolError } from '../../core/secagg/errors.ts';
 import { Cohort } from './cohort.ts';
 import { RoundFailure, type RoundCollection, type RoundContext } from './context.ts';
@@ -44,7 +45,7 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
 function baseTask(ctx: RoundContext, cohort: Cohort, envoy: string): TrainTask {
   const { config } = ctx;
   return {
-    ...cohort.header(envoy), model: config.model, training: config.training, weights: ctx.globalWeights.refFor(envoy),
+    ...cohort.header(envoy), model: config.model, training: { ...config.training, learning_rate: learningRateAt(config, ctx.round) }, weights: ctx.globalWeights.refFor(envoy),
     audit: ctx.audit, max_update_norm: config.aggregation.max_update_norm,
   };
 }
