@@ -26,7 +26,7 @@ import { buildModel } from '../ts/core/model.ts';
 import { chooseThreshold, operatingPoints } from '../ts/core/operating-points.ts';
 import { computeRdp, DEFAULT_ORDERS, epsilonFromRdp } from '../ts/core/privacy/rdp-accountant.ts';
 import { evaluate, localStepCount, predictPositive, trainLocal } from '../ts/core/training.ts';
-import { DEMO_ENVOYS, DEMO_PARTITION, demoExperiment } from '../ts/demo/experiment.ts';
+import { DEMO_ENVOYS, DEMO_PARTITION, DP_RECIPE, demoExperiment } from '../ts/demo/experiment.ts';
 import { runLocalFederation } from '../ts/local/federation.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -55,7 +55,11 @@ interface Row {
   threshold: number | null; accuracy: number; sensitivity: number; specificity: number;
   accuracy_at_05: number; sensitivity_at_05: number; specificity_at_05: number;
   epsilon?: number; noise_multiplier?: number; rounds: number; seconds: number;
+  /** The invocation that produced this row (rows of earlier invocations are kept). */
+  command: string;
 }
+
+const COMMAND = `npx tsx bench/clinical.bench.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`;
 
 function row(name: string, setting: string, partition: string, at05: ClassificationMetrics, atChosen: ClassificationMetrics | undefined, threshold: number | undefined, seconds: number, extra: Partial<Row> = {}): Row {
   const chosen = atChosen ?? at05;
@@ -63,7 +67,7 @@ function row(name: string, setting: string, partition: string, at05: Classificat
     row: name, setting, partition, test_auc: at05.roc_auc, threshold: threshold ?? null,
     accuracy: chosen.accuracy, sensitivity: chosen.sensitivity, specificity: chosen.specificity,
     accuracy_at_05: at05.accuracy, sensitivity_at_05: at05.sensitivity, specificity_at_05: at05.specificity,
-    rounds, seconds, ...extra,
+    rounds, seconds, command: COMMAND, ...extra,
   };
 }
 
@@ -86,8 +90,9 @@ async function centralized(): Promise<Row> {
 function epsilonOf(noiseMultiplier: number, partition: typeof DEMO_PARTITION): number {
   const train = loadPneumoniaMnist(dataPath, 'train');
   const smallest = Math.min(...DEMO_ENVOYS.map((_, index) => size(takeShard(train, { ...partition, num_shards: DEMO_ENVOYS.length, index }))));
-  const steps = rounds * localStepCount(smallest, { local_epochs: 1, batch_size: 32 });
-  return epsilonFromRdp(DEFAULT_ORDERS, computeRdp(Math.min(1, 32 / smallest), noiseMultiplier, steps, DEFAULT_ORDERS), DELTA).epsilon;
+  const batch = DP_RECIPE.batch_size;
+  const steps = rounds * localStepCount(smallest, { local_epochs: 1, batch_size: batch });
+  return epsilonFromRdp(DEFAULT_ORDERS, computeRdp(Math.min(1, batch / smallest), noiseMultiplier, steps, DEFAULT_ORDERS), DELTA).epsilon;
 }
 
 /** The noise multiplier that spends `target` epsilon over the run (bisection: epsilon falls as sigma grows). */
@@ -148,7 +153,7 @@ for (const name of wanted) {
   const get = (n: string) => rows.find((x) => x.row === n);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, JSON.stringify({
-    command: `npx tsx bench/clinical.bench.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
+    command: COMMAND,
     date: new Date().toISOString(), machine: { cores: cpus().length, loadavg_start: load, loadavg_end: loadavg() },
     rounds, width, delta: DELTA, anchors: ANCHORS,
     protected_auc: get('protected')?.test_auc ?? null, protected_acc: get('protected')?.accuracy ?? null,

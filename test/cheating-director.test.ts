@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { ExperimentSchema, type ExperimentConfig } from '../ts/core/config/experiment.ts';
 import { buildModel } from '../ts/core/model.ts';
 import type { Bus } from '../ts/core/transport/bus.ts';
-import { decodeWeights, readWeights, sliceNamed, type FlatWeights } from '../ts/core/weights.ts';
+import { decodeWeights, encodeWeights, readWeights, sliceNamed, type FlatWeights } from '../ts/core/weights.ts';
 import { cheatingRound, type CheatPlan, type EnvoyOutcome } from './adversary/cheating-director.ts';
 import { startTestFederation, type TestFederation } from './helpers/federation.ts';
 
@@ -175,4 +175,26 @@ test.serial('a restarted envoy goes on checking from the last model it trained o
   const jumped = { manifest: last.manifest, values: last.values.map((v, i) => (i === 0 ? v + 1.5 * bound : v)) };
   const outcomes = await cheat({ experiment: config, round: 5, weightsFor: () => jumped });
   for (const e of ENVOYS) refusedBy(t, outcomes, e, 'honest_director.trajectory', /since round 5, beyond/);
+});
+
+test.serial('a final model is evaluated once per experiment: a director asking again (an oracle on the validation images) is refused', async (t) => {
+  const { randomUUID } = await import('node:crypto');
+  const { kinds } = await import('../ts/core/messages.ts');
+  const { subjects } = await import('../ts/core/subjects.ts');
+  const { chunkBytesFor, offerBlob } = await import('../ts/core/transport/blobs.ts');
+  const config = experiment('evaluated-once');
+  const offered = offerBlob(director, encodeWeights(initial(config)), ['a'], chunkBytesFor(director));
+  t.teardown(() => offered.close());
+  const ask = () => director.request(kinds.task, subjects.envoyTask(director.federation, 'a'), 'a', {
+    experiment: config.name, run_id: 'r1', round: config.rounds, task_id: randomUUID(), model: config.model, training: config.training,
+    weights: offered.refFor('a'), max_update_norm: config.aggregation.max_update_norm, evaluate: true,
+  }, 10_000);
+  t.true((await ask()).accepted, 'the first evaluation is accepted');
+  let again = await ask();
+  for (let i = 0; i < 100 && again.retry_after_ms; i++) {
+    await new Promise((r) => setTimeout(r, again.retry_after_ms));
+    again = await ask();
+  }
+  t.false(again.accepted);
+  t.is(again.rule, 'honest_director.evaluation_once', again.reason);
 });

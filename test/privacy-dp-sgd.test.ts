@@ -66,8 +66,11 @@ function gradientGap(a: TF.Tensor[], b: TF.Tensor[]): number {
   })));
 }
 
-test('vectorized per-example gradients equal one backward pass per example (ConvNetBN)', (t) => {
-  const m = model(8);
+for (const [what, make] of [
+  ['ConvNetBN', () => model(8)],
+  ['convnet_gap with group norm, the DP recipe', () => buildModel(ModelSpecSchema.parse({ architecture: 'convnet_gap', normalization: 'group', width: 8, seed: 2 }))],
+] as const) test(`vectorized per-example gradients equal one backward pass per example (${what})`, (t) => {
+  const m = make();
   t.is(gradientMethodFor(m), 'vectorized');
   const { x, y } = firstBatch(12);
   tf.tidy(() => {

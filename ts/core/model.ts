@@ -8,6 +8,7 @@ import { tf } from './tf.ts';
 import { tfSeed } from './seeds.ts';
 import { applyTorchDefaultInit } from './torch-init.ts';
 import { ARCHITECTURES } from './architectures.ts';
+import { GroupNormalization } from './group-norm.ts';
 import type { ModelSpec } from './config/experiment.ts';
 import { precodePlugin } from './defenses/precode.ts';
 import type { LayersModel, ModelPlugins } from './model-types.ts';
@@ -34,7 +35,7 @@ export function buildModel(spec: ModelSpec, plugins: ModelPlugins = {}): LayersM
       // Blocks 0-2 keep the seeds they had before the registry had a second architecture.
       kernelInitializer: tf.initializers.heNormal({ seed: seedOf(i < 3 ? i : 30 + i) }), name: `conv${i}`,
     }));
-    model.add(tf.layers.batchNormalization({ name: `bn${i}`, momentum: BN_MOMENTUM }));
+    model.add(spec.normalization === 'group' ? new GroupNormalization({ name: `gn${i}` }) : tf.layers.batchNormalization({ name: `bn${i}`, momentum: BN_MOMENTUM }));
     model.add(tf.layers.reLU({ name: `relu${i}` }));
     if (layout.poolAfter.includes(i)) model.add(tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `pool${i}` }));
   });

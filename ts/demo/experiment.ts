@@ -12,6 +12,15 @@ export const DEMO_PARTITION: NonNullable<LocalFederationSpec['partition']> = { s
 /** The attack papers' setting, asked of every envoy each round when auditing: one SGD step on one image. */
 export const AUDIT_PROBE = { examples_per_round: 1, batch_size: 1, local_epochs: 1, optimizer: 'sgd', momentum: 0, learning_rate: 0.001 };
 
+/**
+ * What makes DP-SGD train here (bench/RESULTS.md, "Clinical utility"): group norm instead of batch norm (which
+ * DP-SGD can only run frozen, leaving a deep net unnormalized), larger batches (less noise per example's
+ * signal) and a larger step. Measured on one 1,500-image shard at epsilon 8 (8 epochs): test ROC-AUC 0.53 with
+ * batch norm, 0.87 with group norm, 0.92 with group norm and batches of 64 at 2e-3. Batches of 64 made three
+ * DP envoys on 2 cores miss the director's secure-aggregation messages, so the federation uses 32.
+ */
+export const DP_RECIPE = { normalization: 'group', batch_size: 32, learning_rate: 0.002 } as const;
+
 export interface DemoOptions {
   rounds: number;
   width: number;
@@ -29,12 +38,16 @@ export interface DemoOptions {
 export function demoExperiment(o: DemoOptions): Record<string, unknown> {
   const dp = o.dpNoiseMultiplier !== undefined;
   return {
-    name: `pneumonia${o.secagg ? '' : '-no-secagg'}${o.defenses ? '' : '-no-defenses'}${dp ? `-dp${o.dpNoiseMultiplier}` : ''}${o.audit ? '-audit' : ''}`,
+    name: `pneumonia${o.secagg ? '' : '-no-secagg'}${o.defenses ? '' : '-no-defenses'}${dp ? `-dp-sigma${o.dpNoiseMultiplier!.toFixed(2).replace('.', '_')}` : ''}${o.audit ? '-audit' : ''}`,
     rounds: o.rounds, min_envoys_to_start: 3,
     // convnet_gap with augmentation: bench/RESULTS.md, "Clinical utility".
-    model: { architecture: 'convnet_gap', width: o.width, input_size: [28, 28], channels: 1, seed: 1, ...(o.defenses && !dp ? {} : { precode: { enabled: false } }) },
+    model: {
+      architecture: 'convnet_gap', width: o.width, input_size: [28, 28], channels: 1, seed: 1,
+      ...(o.defenses && !dp ? {} : { precode: { enabled: false } }), ...(dp ? { normalization: DP_RECIPE.normalization } : {}),
+    },
     training: {
-      optimizer: 'adam', learning_rate: 0.001, local_epochs: o.epochs, batch_size: 32, class_weighting: true,
+      optimizer: 'adam', local_epochs: o.epochs, class_weighting: true,
+      learning_rate: dp ? DP_RECIPE.learning_rate : 0.001, batch_size: dp ? DP_RECIPE.batch_size : 32,
       augmentation: { enabled: true },
       ...(o.defenses ? {} : { batch_norm_statistics: 'batch' }),
       ...(dp ? { dp: { enabled: true, noise_multiplier: o.dpNoiseMultiplier, clip_norm: 1 } } : {}),

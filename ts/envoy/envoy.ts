@@ -47,6 +47,8 @@ export class Envoy {
   private secure?: SecureRelease;
   /** What this envoy checks of its director before anything derived from its data leaves (director-checks/). */
   private checks?: DirectorChecks;
+  /** Experiments whose final model this envoy evaluated (acceptEvaluation). */
+  private readonly evaluated = new Set<string>();
 
   constructor(private readonly config: EnvoyConfig, private readonly shard: Shard) {
     this.log = new Logger(`envoy ${config.name}`);
@@ -161,6 +163,14 @@ export class Envoy {
    */
   private acceptEvaluation(task: TrainTask) {
     if (!this.shard.val) return { accepted: false, reason: `envoy ${this.name} has no validation split to evaluate on` };
+    // Each evaluation answers 78 counts about the validation images; a director asking again and again, with
+    // models of its choosing, would turn that into an oracle. One per experiment is what the threshold needs.
+    if (this.evaluated.has(task.experiment)) {
+      const rule = 'honest_director.evaluation_once';
+      this.log.warn(`refused a second evaluation of ${task.experiment}: ${rule}`);
+      return { accepted: false, reason: `${rule}: ${task.experiment}'s final model was evaluated here already`, rule };
+    }
+    this.evaluated.add(task.experiment);
     this.busy = true;
     void this.runEvaluation(task)
       .catch((error) => this.log.error(`evaluation ${task.task_id} failed: ${(error as Error).message}`))

@@ -20,6 +20,8 @@ export const ModelSpecSchema = z.object({
   seed: z.number().int().default(0).describe('seeds the initial weights'),
   init: z.enum(['he', 'torch']).default('he')
     .describe("initial weights: 'he' (He-normal convs, Glorot classifier) or 'torch' (PyTorch's default, as the original system)"),
+  normalization: z.enum(['batch', 'group']).default('batch')
+    .describe("after each conv: 'batch' (batch norm) or 'group' (group norm: per image, no moving statistics; for DP-SGD)"),
   precode: PrecodeSchema.default({}),
 }).strict();
 export type ModelSpec = z.infer<typeof ModelSpecSchema>;

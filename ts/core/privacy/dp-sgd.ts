@@ -28,7 +28,7 @@
  *    director has) can remove the noise and the guarantee is gone.
  *
  * Per-example gradients: tfjs has no vmap. For a Sequential model built from layers with a known
- * per-example gradient rule (Conv2D, Dense, BatchNormalization, and layers without trainable weights: the
+ * per-example gradient rule (Conv2D, Dense, BatchNormalization, GroupNormalization, and layers without trainable weights: the
  * ConvNetBN of model.ts), one batched forward/backward pass gives every layer's input and the gradient at
  * its output, and the per-example weight gradients follow from those (the approach of Opacus's grad
  * samplers; Goodfellow 2015, Rochette et al. 2019). Any other model (custom layers such as PRECODE's) takes
@@ -38,6 +38,7 @@
 import { createCipheriv, createHash, randomBytes, type Cipher } from 'node:crypto';
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../tf.ts';
+import { groupNormalized, type GroupNormalization } from '../group-norm.ts';
 import type { LayersModel } from '../model.ts';
 
 /**
@@ -290,6 +291,8 @@ function ruleFor(layer: TF.layers.Layer, inputRank: number): PerExampleRule | nu
       return linear && inputRank === 2 ? denseRule : null;
     case 'BatchNormalization':
       return config.axis === -1 || config.axis === inputRank - 1 ? batchNormRule : null;
+    case 'GroupNormalization':
+      return inputRank === 4 ? groupNormRule : null;
     default:
       return null;
   }
@@ -352,6 +355,12 @@ const batchNormRule: PerExampleRule = (layer, input, delta) => {
   const beta = weightOf(layer, 'beta');
   if (beta) out.push([beta.name, sumOver(delta)]);
   return out;
+};
+
+/** Group norm normalizes each image on its own, so its gamma/beta gradients are per-example sums as for batch norm. */
+const groupNormRule: PerExampleRule = (layer, input, delta) => {
+  const normalized = groupNormalized(input as TF.Tensor4D, (layer as GroupNormalization).groups);
+  return [[weightOf(layer, 'gamma')!.name, delta.mul(normalized).sum([1, 2])], [weightOf(layer, 'beta')!.name, delta.sum([1, 2])]];
 };
 
 function gaussianTensor(noise: NoiseSource, shape: number[], std: number): TF.Tensor {

@@ -212,6 +212,7 @@ export class SecureWorkflow implements RoundWorkflow {
     const { message, advertisements, ...rest } = body;
     return bus.request(kinds.secaggDelivery, subjects.envoySecAgg(bus.federation, envoy), envoy,
       { ...cohort.header(envoy), ...rest, ...(message ? { message: message as Uint8Array<ArrayBuffer> } : {}), ...(advertisements ? { advertisements: advertisements as SecAggDelivery['advertisements'] } : {}) },
-      10_000, `sending the ${body.stage} message to ${envoy} (round ${round + 1})`);
+      // The stage's own bound, not a fixed 10 s: an envoy busy with local DP-SGD on a loaded machine answers late.
+      this.ctx.config.secagg.stage_timeout_seconds * 1000, `sending the ${body.stage} message to ${envoy} (round ${round + 1})`);
   }
 }
