@@ -19,7 +19,7 @@ import { takeShard } from '../core/data/partition.ts';
 import { DEFAULT_PARTITION, writeFederationFiles, type LocalFederationFiles, type LocalFederationSpec } from './federation-files.ts';
 import { startLocalNats, type LocalNats } from './nats-server.ts';
 import { LOCAL_DIRECTOR, LOCAL_SCIENTIST, provisionLocalFederation } from './provisioned.ts';
-import { spawnRole, waitForOutput, type RoleProcess } from './roles.ts';
+import { sharedMachineThreads, spawnRole, waitForOutput, type RoleProcess } from './roles.ts';
 
 export interface LocalRunOptions extends Omit<LocalFederationSpec, 'natsUrl'> {
   /** Explicit opt-out: no kits, a plain server (or `natsUrl`), every role `insecure: true`. */
@@ -93,12 +93,13 @@ export async function startLocalFederation(o: StartOptions): Promise<LocalFedera
     o.say?.(`NATS ${natsUrl}; run folder ${o.dir} (logs/ has each process's output)`);
     o.say?.(kits ? `protection: TLS (mutual, federation CA in ${join(o.dir, 'kits')}), NATS authentication (nkeys, per-identity permissions), signed and sealed messages`
       : 'protection: NONE (--insecure): no TLS, no authentication, no signatures');
-    const director = spawnRole('director', ['director', 'start', '--config', files.director], join(logs, 'director.log'));
+    const threads = sharedMachineThreads(o.envoys.length + 1);
+    const director = spawnRole('director', ['director', 'start', '--config', files.director], join(logs, 'director.log'), threads);
     started.push(director);
     await waitForOutput(director, new RegExp(`federation '${o.federation}'`));
     const envoys = files.envoys.map((file, i) => {
       const log = join(logs, `${o.envoys[i]}.log`);
-      return o.spawnEnvoy?.(o.envoys[i], file, log) ?? spawnRole(o.envoys[i], ['envoy', 'start', '--config', file], log);
+      return o.spawnEnvoy?.(o.envoys[i], file, log) ?? spawnRole(o.envoys[i], ['envoy', 'start', '--config', file], log, threads);
     });
     started.push(...envoys);
     await Promise.all(envoys.map((e) => waitForOutput(e, /registered with the director/, o.registrationTimeoutMs)));

@@ -1,4 +1,5 @@
 /** Starting director and envoys as separate `secflow` processes on this machine (demo, tests, bench). */
+import { cpus } from 'node:os';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,6 +14,20 @@ export interface RoleProcess { name: string; child: ChildProcess; stop(): Promis
 /** Runs `secflow <args>` with its output appended to logFile. */
 export function spawnRole(name: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = {}): RoleProcess {
   return spawnLogged(name, SECFLOW_BIN, args, logFile, env, undefined);
+}
+
+/**
+ * TensorFlow thread pools for `processes` TensorFlow processes on this one machine: the cores shared out, at least
+ * one thread each, unless the environment already says. Left to itself every process starts pools as large as
+ * the machine; three DP-SGD envoys on 2 cores then starved the director so long (over 10 s) that it declared them
+ * silent mid-round, and trained slower too (bench/RESULTS.md, "Clinical utility").
+ */
+export function sharedMachineThreads(processes: number): NodeJS.ProcessEnv {
+  const threads = String(Math.max(1, Math.floor(cpus().length / Math.max(1, processes))));
+  return {
+    TF_NUM_INTRAOP_THREADS: process.env.TF_NUM_INTRAOP_THREADS ?? threads,
+    TF_NUM_INTEROP_THREADS: process.env.TF_NUM_INTEROP_THREADS ?? threads,
+  };
 }
 
 /** Runs a TypeScript script of this repository under Node with tsx (test and bench helpers, e.g. a hostile envoy). */
