@@ -43,7 +43,7 @@ export function l2Norm(values: ArrayLike<number>): number {
  * `max_examples` (what the provisioner wrote down for that hospital). A claim above the cap is a note.
  */
 export function admittedExamples(envoy: string, claimed: number, registry: EnvoyRegistry, trust: Trust): { examples: number; note?: string } {
-  const registered = registry.all().find(([name]) => name === envoy)?.[1].descriptor.counts.train ?? 0;
+  const registered = registry.record(envoy)?.descriptor.counts.train ?? 0;
   const provisioned = trust.member(envoy)?.max_examples ?? Infinity;
   const cap = Math.min(registered, provisioned);
   if (claimed <= cap) return { examples: claimed };

@@ -54,6 +54,11 @@ export class EnvoyRegistry {
     return [...this.envoys.values()].filter((r) => this.isAlive(r.descriptor.envoy)).map((r) => r.descriptor);
   }
 
+  /** The envoy's record (alive or not), if it ever registered. */
+  record(name: string): EnvoyRecord | undefined {
+    return this.envoys.get(name);
+  }
+
   all(): [string, EnvoyRecord][] {
     return [...this.envoys.entries()];
   }

@@ -56,7 +56,7 @@ export class EvaluationWorkflow implements RoundWorkflow {
       return { accepted: true };
     }
     // One participant must not steer the threshold: its counts cannot exceed the validation split it registered.
-    const registered = this.ctx.registry.all().find(([name]) => name === result.envoy)?.[1].descriptor.counts.val ?? 0;
+    const registered = this.ctx.registry.record(result.envoy)?.descriptor.counts.val ?? 0;
     const counted = result.operating_points.positives + result.operating_points.negatives;
     if (counted !== registered) {
       cohort.drop(result.envoy, `its evaluation counts ${counted} validation images, it registered ${registered}`);

@@ -120,7 +120,7 @@ export class SecureWorkflow implements RoundWorkflow {
   }
 
   private registeredExamples(envoy: string): number {
-    const record = this.ctx.registry.all().find(([name]) => name === envoy)?.[1];
+    const record = this.ctx.registry.record(envoy);
     if (!record) throw new RoundFailure(`envoy ${envoy} is not registered`);
     return admittedExamples(envoy, record.descriptor.counts.train, this.ctx.registry, this.ctx.bus.trust).examples;
   }
