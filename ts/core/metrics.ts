@@ -49,6 +49,11 @@ export function binaryCrossEntropy(probPositive: ArrayLike<number>, labels: Arra
   return loss / Math.max(1, labels.length);
 }
 
+/** Metrics, the loss included, from P(pneumonia) per example (what evaluating a model on a split gives). */
+export function metricsOfScores(probPositive: ArrayLike<number>, labels: ArrayLike<number>, threshold = 0.5): ClassificationMetrics {
+  return classificationMetrics(probPositive, labels, binaryCrossEntropy(probPositive, labels), threshold);
+}
+
 /** Metrics from P(pneumonia) per example, thresholded at `threshold` (0.5 unless chosen) for the confusion-matrix measures. */
 export function classificationMetrics(probPositive: ArrayLike<number>, labels: ArrayLike<number>, loss: number, threshold = 0.5): ClassificationMetrics {
   let tp = 0, tn = 0, fp = 0, fn = 0;

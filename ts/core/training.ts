@@ -13,7 +13,7 @@ import { augmentImages } from './data/augment.ts';
 import { precodeLossOf } from './defenses/precode.ts';
 import { setShardStatistics } from './defenses/shard-statistics.ts';
 import { dpSgdStep, GaussianNoise, type PerExampleLoss } from './privacy/dp-sgd.ts';
-import { binaryCrossEntropy, classificationMetrics, type ClassificationMetrics } from './metrics.ts';
+import { metricsOfScores, type ClassificationMetrics } from './metrics.ts';
 
 export interface TrainProgress { step: number; steps: number; loss: number }
 export interface TrainResult {
@@ -185,5 +185,5 @@ export function predictPositive(model: LayersModel, ds: ImageDataset, batchSize 
 
 export function evaluate(model: LayersModel, ds: ImageDataset, threshold = 0.5): ClassificationMetrics {
   const p = predictPositive(model, ds);
-  return classificationMetrics(p, ds.labels, binaryCrossEntropy(p, ds.labels), threshold);
+  return metricsOfScores(p, ds.labels, threshold);
 }

@@ -16,7 +16,7 @@ import { progress, type Progress } from '../core/progress.ts';
 import { subjects } from '../core/subjects.ts';
 import { describeBackend } from '../core/tf.ts';
 import { evaluate, predictPositive, trainLocal, type DpSteps } from '../core/training.ts';
-import { binaryCrossEntropy, classificationMetrics } from '../core/metrics.ts';
+import { metricsOfScores } from '../core/metrics.ts';
 import { operatingPoints } from '../core/operating-points.ts';
 import type { Bus } from '../core/transport/bus.ts';
 import { chunkBytesFor, fetchBlob } from '../core/transport/blobs.ts';
@@ -190,7 +190,7 @@ export class Envoy {
       const p = predictPositive(model, val);
       result = {
         ...headerOf(task), envoy: this.name, ok: true, examples: 0,
-        val_global: finiteOrNothing(classificationMetrics(p, val.labels, binaryCrossEntropy(p, val.labels)), 'val_global', log),
+        val_global: finiteOrNothing(metricsOfScores(p, val.labels), 'val_global', log),
         operating_points: operatingPoints(p, val.labels),
       };
       log.info(`evaluated the final model on ${val.labels.length} validation images`);
