@@ -71,7 +71,7 @@ export function paramsFromNamed(names: string[], tensors: TF.Tensor[]): ConvNetP
   const blockCount = new Set(names.filter((n) => /^conv\d+\//.test(n)).map((n) => n.split('/')[0])).size;
   const blocks = [...Array(blockCount).keys()];
   return {
-    layout: layoutWithBlocks(blockCount).layout,
+    layout: layoutWithBlocks(blockCount),
     convs: blocks.map((b) => get(`conv${b}/kernel`) as TF.Tensor4D),
     gammas: blocks.map((b) => get(`bn${b}/gamma`) as TF.Tensor1D),
     betas: blocks.map((b) => get(`bn${b}/beta`) as TF.Tensor1D),
