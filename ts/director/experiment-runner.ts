@@ -2,7 +2,7 @@
  * Runs one experiment round by round: select envoys, offer the global model, collect updates, aggregate,
  * evaluate, log, checkpoint; then choose the decision threshold from the envoys' validation data (threshold.ts). A restarted director picks the experiment up after its last completed round.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { MEAN_STRATEGIES, type ExperimentConfig } from '../core/config/experiment.ts';
 import type { ImageDataset } from '../core/data/dataset.ts';
 import type { Logger } from '../core/log.ts';
@@ -12,12 +12,12 @@ import { buildModel } from '../core/model.ts';
 import { backendName } from '../core/tf.ts';
 import { evaluate } from '../core/training.ts';
 import type { Bus } from '../core/transport/bus.ts';
-import { chunkBytesFor, offerBlob } from '../core/transport/blobs.ts';
-import { encodeWeights, readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
+import { readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
 import type { EnvoyRegistry } from './registry.ts';
 import { loadNative } from '../core/secagg/native.ts';
 import { recordReceived, runProbe } from './audit.ts';
 import { collectRound, type RoundCollection } from './round/index.ts';
+import { offerModel } from './round/offer.ts';
 import { configDigest, RunFolder, type RunState } from './run-folder.ts';
 import { makeStrategy, type AggregationStrategy } from './strategies/index.ts';
 import { modelProblem, withWeightCap } from './admission.ts';
@@ -73,12 +73,10 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
     for (let round = state.next_round; round < config.rounds; round++) {
       const started = performance.now();
       const participants = selectParticipants(deps.registry, config);
-      const encoded = encodeWeights(global);
-      const offered = offerBlob(bus, encoded, participants, chunkBytesFor(bus, deps.maxChunkBytes));
+      const { offered, sha256: globalSha256 } = offerModel(bus, global, participants, deps.maxChunkBytes);
       let collection: RoundCollection;
       try {
         log.info(`'${config.name}' round ${round + 1}/${config.rounds} (run ${runId}): training on ${participants.join(', ') || 'nobody'}`);
-        const globalSha256 = createHash('sha256').update(encoded).digest('hex');
         const ctx = { bus, config, runId, round, globalWeights: offered, globalSha256, global, participants, registry: deps.registry, log };
         const audited = config.audit.enabled;
         collection = await collectRound({ ...ctx, audit: audited ? { kind: 'round' } : undefined });

@@ -12,12 +12,11 @@ import type { LayersModel } from '../core/model.ts';
 import { chooseThreshold, type ChosenThreshold } from '../core/operating-points.ts';
 import { evaluate } from '../core/training.ts';
 import type { Bus } from '../core/transport/bus.ts';
-import { chunkBytesFor, offerBlob } from '../core/transport/blobs.ts';
-import { encodeWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
+import { writeWeights, type FlatWeights } from '../core/weights.ts';
 import type { EnvoyRegistry } from './registry.ts';
 import { collectRound } from './round/index.ts';
+import { offerModel } from './round/offer.ts';
 import type { RunFolder } from './run-folder.ts';
-import { createHash } from 'node:crypto';
 
 export interface ThresholdDeps { bus: Bus; registry: EnvoyRegistry; log: Logger; testSet?: ImageDataset; maxChunkBytes?: number }
 
@@ -29,15 +28,14 @@ export async function federatedThreshold(deps: ThresholdDeps, a: {
 }): Promise<FederatedThreshold | undefined> {
   const { bus, log } = deps;
   const { config, global } = a;
-  const encoded = encodeWeights(global);
-  const offered = offerBlob(bus, encoded, a.participants, chunkBytesFor(bus, deps.maxChunkBytes));
+  const { offered, sha256: globalSha256 } = offerModel(bus, global, a.participants, deps.maxChunkBytes);
   let collection;
   try {
     // A failed evaluation leaves the experiment finished, at 0.5: the model is already trained and saved.
     log.info(`'${config.name}': the envoys evaluate the final model on their validation splits (${a.participants.join(', ') || 'nobody'})`);
     collection = await collectRound({
       bus, config, runId: a.runId, round: config.rounds, globalWeights: offered, global, participants: a.participants,
-      globalSha256: createHash('sha256').update(encoded).digest('hex'), registry: deps.registry, log, evaluate: true,
+      globalSha256, registry: deps.registry, log, evaluate: true,
     });
   } catch (error) {
     log.warn(`no decision threshold: the evaluation round failed: ${(error as Error).message}`);
