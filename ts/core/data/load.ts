@@ -3,9 +3,16 @@ import { resolveFrom } from '../config/load.ts';
 import type { ImageDataset } from './dataset.ts';
 import { loadPneumoniaMnist } from './npz.ts';
 import { loadXrayFolder } from './xray-folder.ts';
+import { loadDicomFolder } from './dicom-folder.ts';
 
 export function loadDataSource(source: DataSource, onProgress?: (done: number, total: number) => void): ImageDataset {
   if (source.kind === 'pneumoniamnist') return loadPneumoniaMnist(source.path, source.split, source.limit);
+  if (source.kind === 'dicom_folder') {
+    return loadDicomFolder({
+      root: source.root, classes: source.classes, labelsCsv: source.labels_csv, imageSize: source.image_size,
+      channels: source.channels, limit: source.limit, onProgress,
+    });
+  }
   return loadXrayFolder({
     root: source.root, classes: source.classes, imageSize: source.image_size,
     channels: source.channels, limit: source.limit, onProgress,
@@ -14,7 +21,9 @@ export function loadDataSource(source: DataSource, onProgress?: (done: number, t
 
 /** Make a source's paths relative to the config file that named them. */
 export function resolveSourcePaths(source: DataSource, configPath: string): DataSource {
-  return source.kind === 'pneumoniamnist'
-    ? { ...source, path: resolveFrom(configPath, source.path) }
-    : { ...source, root: resolveFrom(configPath, source.root) };
+  if (source.kind === 'pneumoniamnist') return { ...source, path: resolveFrom(configPath, source.path) };
+  if (source.kind === 'dicom_folder') {
+    return { ...source, root: resolveFrom(configPath, source.root), ...(source.labels_csv ? { labels_csv: resolveFrom(configPath, source.labels_csv) } : {}) };
+  }
+  return { ...source, root: resolveFrom(configPath, source.root) };
 }

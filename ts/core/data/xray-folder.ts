@@ -2,11 +2,11 @@
  * Kermany-style chest X-ray folders: <root>/<CLASS>/<file>.jpeg, any size, grayscale or RGB, resized to the
  * model's input. Decoding uses tfjs-node's native image decoder.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
-import { tf } from '../tf.ts';
 import { DataFileError } from './npz.ts';
 import type { ImageDataset } from './dataset.ts';
+import { modelPixels, readXrayImage } from './xray-image.ts';
 
 const IMAGE_EXTENSIONS = new Set(['.jpeg', '.jpg', '.png']);
 
@@ -46,27 +46,22 @@ export function listXrayFolder(root: string, classes: string[]): { file: string;
 }
 
 export function decodeXray(file: string, imageSize: [number, number], channels: 1 | 3): Float32Array {
-  const node = (tf as unknown as { node?: { decodeImage(b: Uint8Array, c: number): import('@tensorflow/tfjs').Tensor3D } }).node;
-  if (!node) throw new DataFileError(`${file}: decoding X-ray images needs the tfjs-node backend (run npm run setup)`);
-  const bytes = readFileSync(file);
-  if (bytes.length === 0) throw new DataFileError(`${file}: empty file`);
-  let decoded: import('@tensorflow/tfjs').Tensor3D;
+  const decoded = readXrayImage(file, channels);
   try {
-    decoded = node.decodeImage(bytes, channels);
-  } catch (error) {
-    throw new DataFileError(`${file}: corrupt or truncated image: ${(error as Error).message.split('\n')[0]}`);
-  }
-  return tf.tidy(() => {
-    const resized = tf.image.resizeBilinear(decoded as import('@tensorflow/tfjs').Tensor3D, imageSize, true);
+    return modelPixels(decoded, imageSize);
+  } finally {
     decoded.dispose();
-    return resized.div(255).clipByValue(0, 1).dataSync() as Float32Array;
-  });
+  }
 }
 
 export function loadXrayFolder(options: XrayFolderOptions): ImageDataset {
+  return loadLabelledImages(listXrayFolder(options.root, options.classes), options);
+}
+
+/** Decodes `items` (any readable X-ray format, xray-image.ts) into a dataset at the model's input size. */
+export function loadLabelledImages(all: { file: string; label: number }[], options: XrayFolderOptions): ImageDataset {
   const { root, classes, imageSize, channels } = options;
-  let items = listXrayFolder(root, classes);
-  if (options.limit) items = items.slice(0, options.limit);
+  const items = options.limit ? all.slice(0, options.limit) : all;
   if (!items.length) throw new DataFileError(`${root}: no images found`);
   const perImage = imageSize[0] * imageSize[1] * channels;
   const images = new Float32Array(items.length * perImage);
