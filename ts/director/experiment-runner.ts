@@ -3,6 +3,7 @@
  * evaluate, log, checkpoint; then choose the decision threshold from the envoys' validation data (threshold.ts). A restarted director picks the experiment up after its last completed round.
  */
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import { MEAN_STRATEGIES, type ExperimentConfig } from '../core/config/experiment.ts';
 import type { ImageDataset } from '../core/data/dataset.ts';
 import type { Logger } from '../core/log.ts';
@@ -22,6 +23,7 @@ import { configDigest, RunFolder, type RunState } from './run-folder.ts';
 import { makeStrategy, type AggregationStrategy } from './strategies/index.ts';
 import { modelProblem, withWeightCap } from './admission.ts';
 import { federatedThreshold } from './threshold.ts';
+import { exportFinalModel, MODEL_DIR, type FinishedRun } from './model-card.ts';
 
 export interface RunnerDeps {
   bus: Bus;
@@ -123,6 +125,7 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
       }
     }
     const threshold = await federatedThreshold(deps, { config, runId, global, model, participants: selectParticipants(deps.registry, config), folder });
+    await exportModel(deps, { federation, config, model, global, folder, failedRounds: state.failed_rounds, test: lastTest, threshold });
     state.status = 'finished';
     folder.writeState(state);
     publish({
@@ -156,6 +159,17 @@ function nextGlobal(strategy: AggregationStrategy, global: FlatWeights, collecti
   const problem = modelProblem(next);
   if (problem) return { failure: `round ${round + 1} failed: ${problem}` };
   return { global: next };
+}
+
+/** `<run>/model/`: the final model and its card. A failure is loud but leaves the experiment finished (the checkpoint has the model). */
+async function exportModel(deps: RunnerDeps, run: Omit<FinishedRun, 'testSet'> & { global: FlatWeights }): Promise<void> {
+  try {
+    writeWeights(run.model, run.global);
+    await exportFinalModel({ ...run, testSet: deps.testSet });
+    deps.log.info(`model and model card written to ${join(run.folder.dir, MODEL_DIR)}`);
+  } catch (error) {
+    deps.log.error(`could not export the final model: ${(error as Error).message}; its weights are in the last checkpoint`);
+  }
 }
 
 function checkpoint(folder: RunFolder, state: RunState, round: number, global: ReturnType<typeof readWeights>): void {
