@@ -19,6 +19,7 @@ import { connectBus } from '../core/transport/connection.ts';
 import { finalLine, tableHeader, tableRow } from '../experiment/table.ts';
 import { registerLeakageCommands } from './leakage.ts';
 import { resolveParticipant, withTarget } from './participant.ts';
+import { registerPredictCommand } from './predict.ts';
 import { registerProvisionCommands } from './provision.ts';
 
 // Roles load TensorFlow; import them only when a command needs them, so `--help` answers at once.
@@ -109,6 +110,7 @@ data.command('fetch').description("download MedMNIST's official PneumoniaMNIST f
 
 registerProvisionCommands(program);
 registerLeakageCommands(program);
+registerPredictCommand(program);
 
 async function untilSignal(stop: () => Promise<void>): Promise<void> {
   await new Promise<void>((resolve) => {
