@@ -16,9 +16,11 @@ export const AUDIT_PROBE = { examples_per_round: 1, batch_size: 1, local_epochs:
  * What makes DP-SGD train here (bench/RESULTS.md, "Clinical utility"): group norm instead of batch norm (which
  * DP-SGD can only run frozen, leaving a deep net unnormalized), larger batches (less noise per example's
  * signal) and a larger step. Measured on one 1,500-image shard at epsilon 8 (8 epochs): test ROC-AUC 0.53 with
- * batch norm, 0.87 with group norm, 0.92 with group norm and batches of 64 at 2e-3.
+ * batch norm, 0.87 with group norm, 0.92 with group norm and batches of 64 at 2e-3. A narrower network (width 8
+ * instead of 16) has fewer parameters for the same noise to land on: in-process FedAvg over the demo's three
+ * shards at epsilon 8, test ROC-AUC 0.919 against 0.899 at width 16 (0.875 at width 4).
  */
-export const DP_RECIPE = { normalization: 'group', batch_size: 64, learning_rate: 0.002 } as const;
+export const DP_RECIPE = { normalization: 'group', batch_size: 64, learning_rate: 0.002, width: 8 } as const;
 
 export interface DemoOptions {
   rounds: number;
@@ -41,7 +43,7 @@ export function demoExperiment(o: DemoOptions): Record<string, unknown> {
     rounds: o.rounds, min_envoys_to_start: 3,
     // convnet_gap with augmentation: bench/RESULTS.md, "Clinical utility".
     model: {
-      architecture: 'convnet_gap', width: o.width, input_size: [28, 28], channels: 1, seed: 1,
+      architecture: 'convnet_gap', width: dp ? DP_RECIPE.width : o.width, input_size: [28, 28], channels: 1, seed: 1,
       ...(o.defenses && !dp ? {} : { precode: { enabled: false } }), ...(dp ? { normalization: DP_RECIPE.normalization } : {}),
     },
     training: {
