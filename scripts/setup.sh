@@ -11,11 +11,11 @@
 set -euo pipefail
 
 QUIET=0
-WITH_WASM=0
+FOR_TESTS=0
 for arg in "$@"; do
   case "$arg" in
     --quiet) QUIET=1 ;;
-    --for-tests|--with-wasm) WITH_WASM=1 ;; # the WASM backend (tested against native) and pydicom (test DICOM files)
+    --for-tests|--with-wasm) FOR_TESTS=1 ;; # the WASM backend (tested against native) and pydicom (test DICOM files)
     *) echo "usage: $0 [--quiet] [--for-tests]" >&2; exit 2 ;;
   esac
 done
@@ -135,7 +135,7 @@ setup_native_addon() {
 # The WASM build needs Debian's rustc-web, lld and wasm-bindgen-cli: minutes to install the first time,
 # under a second afterwards. Only the tests need it (the federation uses the native addon).
 setup_wasm_backend() {
-  [[ $WITH_WASM == 1 && -x bindings/wasm/build.sh ]] || return 0
+  [[ $FOR_TESTS == 1 && -x bindings/wasm/build.sh ]] || return 0
   say "setting up the WASM secure-aggregation backend (first time: ~15 min to compile the toolchain)"
   bash bindings/wasm/setup-toolchain.sh --quiet && bash bindings/wasm/build.sh --quiet ||
     warn "WARNING: the WASM backend could not be built; its tests will fail (see bindings/wasm/setup-toolchain.sh)"
@@ -145,7 +145,7 @@ setup_wasm_backend() {
 # $CACHE/python and found there through $PYTHONPATH (test/helpers/pydicom.ts). numpy is pydicom's RLE encoder's.
 PYDICOM_VERSION="3.0.2"
 setup_test_python() {
-  [[ $WITH_WASM == 1 ]] || return 0
+  [[ $FOR_TESTS == 1 ]] || return 0
   local target="$CACHE/python"
   if [[ -f "$target/.pydicom-$PYDICOM_VERSION" ]]; then say "pydicom $PYDICOM_VERSION ready"; return; fi
   say "installing pydicom $PYDICOM_VERSION and numpy for the DICOM tests into $target (once)"
