@@ -31,6 +31,8 @@ export interface TestFederation {
   director: RoleProcess;
   envoys: Map<string, RoleProcess>;
   config: ExperimentConfig;
+  /** The dashboard's address (without its token), with `dashboard: true`. */
+  dashboard?: string;
   startDirector(): Promise<RoleProcess>;
   run(onEvent?: (e: ExperimentEvent) => void, config?: ExperimentConfig): Promise<{ final: ExperimentEvent; events: ExperimentEvent[] }>;
   runDir(experiment?: string): string;
@@ -63,6 +65,8 @@ export interface TestFederationOptions {
   withoutPermissions?: boolean;
   /** Provisioned envoys that are not started (a hostile participant's kit, say). */
   idleEnvoys?: string[];
+  /** The director serves its dashboard (on any free loopback port). */
+  dashboard?: boolean;
 }
 
 export async function startTestFederation(options: TestFederationOptions): Promise<TestFederation> {
@@ -72,12 +76,12 @@ export async function startTestFederation(options: TestFederationOptions): Promi
     partition: { scheme: 'iid', alpha: 1, seed: 1 }, trainLimit: options.trainLimit ?? 300, testLimit: options.testLimit ?? 200,
     heartbeat: { interval_seconds: 0.5, timeout_seconds: 3 },
     experiment: deepMerge({ start_timeout_seconds: 60, ...(options.protectedDefaults ? {} : PLAIN) }, options.experiment),
-    privacy: options.privacy ?? { preset: 'open' },
+    privacy: options.privacy ?? { preset: 'open' }, dashboardPort: options.dashboard ? 0 : undefined,
   });
   const logs = join(dir, 'logs');
   const envoys = new Map(local.envoys.map((e) => [e.name, e]));
   const fed: TestFederation = {
-    dir, nats: local.nats, files: local.files, envoys, kits: local.kits, scientist: local.scientist, director: local.director,
+    dir, nats: local.nats, files: local.files, envoys, kits: local.kits, scientist: local.scientist, director: local.director, dashboard: local.dashboard,
     config: loadConfigFile(local.files.experiment, ExperimentSchema),
     async startDirector() {
       fed.director = spawnRole('director', ['director', 'start', '--config', local.files.director], join(logs, 'director.log'));

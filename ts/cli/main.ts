@@ -1,6 +1,6 @@
 /**
  * secflow: one CLI for every role.
- *   secflow director start --config director.yaml
+ *   secflow director start --config director.yaml   (with `dashboard: {enabled: true}`: a live web dashboard)
  *   secflow envoy start --config envoy.yaml
  *   secflow experiment run --config experiment.yaml --kit kits/scientist
  *   secflow status --kit kits/scientist
@@ -9,6 +9,7 @@
  *   secflow data fetch [--dest data/pneumoniamnist.npz]
  */
 import { Command } from 'commander';
+import type { DirectorConfig } from '../core/config/director.ts';
 import { ExperimentSchema } from '../core/config/experiment.ts';
 import { loadConfigFile } from '../core/config/load.ts';
 import { fetchPneumoniaMnist } from '../core/data/fetch.ts';
@@ -16,6 +17,7 @@ import { Logger } from '../core/log.ts';
 import { kinds } from '../core/messages.ts';
 import { subjects } from '../core/subjects.ts';
 import { connectBus } from '../core/transport/connection.ts';
+import type { Director } from '../director/director.ts';
 import { finalLine, tableHeader, tableRow } from '../experiment/table.ts';
 import { registerLeakageCommands } from './leakage.ts';
 import { resolveParticipant, withTarget } from './participant.ts';
@@ -38,8 +40,10 @@ director.command('start').description('start a long-lived director for one feder
   .requiredOption('-c, --config <file>', 'director.yaml')
   .action(async (opts) => {
     const { loadDirectorConfig, startDirector } = await roles.director();
-    const d = await startDirector(loadDirectorConfig(opts.config));
-    await untilSignal(() => d.stop());
+    const config = loadDirectorConfig(opts.config);
+    const d = await startDirector(config);
+    const dashboard = config.dashboard.enabled ? await startDirectorDashboard(config, d) : undefined;
+    await untilSignal(async () => { await dashboard?.close(); await d.stop(); });
   });
 
 const envoy = program.command('envoy').description('a hospital-side trainer holding local data');
@@ -111,6 +115,20 @@ data.command('fetch').description("download MedMNIST's official PneumoniaMNIST f
 registerProvisionCommands(program);
 registerLeakageCommands(program);
 registerPredictCommand(program);
+
+/** The dashboard is a window on the federation, not part of it: if it cannot start, the director goes on without it. */
+async function startDirectorDashboard(config: DirectorConfig, d: Director) {
+  const log = new Logger('dashboard');
+  try {
+    const { startDashboard } = await import('../dashboard/server.ts');
+    const dashboard = await startDashboard(config.dashboard, d, { secure: d.secure });
+    log.info(`dashboard at ${dashboard.url}${dashboard.accessFile ? ` (open the address with its access token, in ${dashboard.accessFile})` : ' (no access token: insecure federation)'}`);
+    return dashboard;
+  } catch (error) {
+    log.error(`the dashboard could not start on ${config.dashboard.host}:${config.dashboard.port}: ${(error as Error).message}; the director runs without it`);
+    return undefined;
+  }
+}
 
 async function untilSignal(stop: () => Promise<void>): Promise<void> {
   await new Promise<void>((resolve) => {

@@ -250,6 +250,8 @@ export const StatusReplySchema = z.object({
   protection: z.string().default(''),
 }).strict();
 
+export type StatusReply = z.input<typeof StatusReplySchema>;
+
 /** Error replies are short and never repeat what was received. */
 export const ERROR_REPLY_MAX = 300;
 export const ErrorReplySchema = z.object({ error: z.string().max(ERROR_REPLY_MAX) }).strict();

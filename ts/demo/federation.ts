@@ -4,6 +4,7 @@
  * training split, and one experiment, all as separate processes talking only through NATS.
  *
  *   npm run federation -- [--rounds 5] [--width 16] [--data path/to/pneumoniamnist.npz] [--no-secagg] [--no-defenses] [--audit] [--insecure [--nats nats://host:4222]]
+ *                         [--dashboard-port 8765 | --no-dashboard]
  *
  * Protected by default, three ways: the bus (below), the experiment (secure aggregation, PRECODE with
  * shard statistics) and each hospital's privacy policy (the default one: envoy.yaml has no privacy section).
@@ -41,6 +42,8 @@ const { values: args } = parseArgs({
     audit: { type: 'boolean', default: false },
     'attack-iterations': { type: 'string', default: '2000' },
     insecure: { type: 'boolean', default: false },
+    'dashboard-port': { type: 'string', default: '8765' },
+    'no-dashboard': { type: 'boolean', default: false },
   },
 });
 
@@ -77,7 +80,7 @@ async function main(): Promise<void> {
   let printedHeader = false;
   const { final, config, files } = await runLocalFederation({
     dir, federation: FEDERATION, natsUrl: args.nats, insecure: args.insecure, dataPath, envoys: DEMO_ENVOYS,
-    partition: DEMO_PARTITION,
+    partition: DEMO_PARTITION, dashboardPort: args['no-dashboard'] ? undefined : Number(args['dashboard-port']),
     experiment: demoExperiment({
       rounds: Number(args.rounds), width: Number(args.width), epochs: Number(args.epochs), secagg, defenses, audit: args.audit,
       strategy: args.strategy, serverLearningRate: args['server-lr'] ? Number(args['server-lr']) : undefined,

@@ -14,7 +14,7 @@ import { ExperimentSchema, type ExperimentConfig } from '../core/config/experime
 import type { DirectorConfig } from '../core/config/director.ts';
 import type { ImageDataset } from '../core/data/dataset.ts';
 import { Logger } from '../core/log.ts';
-import { kinds, PROTOCOL_VERSION, type ExperimentEvent, type ShardDescriptor } from '../core/messages.ts';
+import { kinds, PROTOCOL_VERSION, type ExperimentEvent, type ShardDescriptor, type StatusReply } from '../core/messages.ts';
 import { subjects } from '../core/subjects.ts';
 import { describeBackend } from '../core/tf.ts';
 import { INSECURE_DIRECTOR_NAME, type Peer } from '../core/trust/index.ts';
@@ -23,6 +23,8 @@ import { connectBus } from '../core/transport/connection.ts';
 import { existingRun, runExperiment } from './experiment-runner.ts';
 import { EnvoyRegistry } from './registry.ts';
 import { RunFolder } from './run-folder.ts';
+
+const RECENT_EVENTS = 500;
 
 export class Director {
   private bus?: Bus;
@@ -33,12 +35,17 @@ export class Director {
   private idle: Promise<void> = Promise.resolve();
   readonly registry: EnvoyRegistry;
   private readonly log = new Logger('director');
+  /** The latest experiment events, newest last, for the dashboard (what followers were sent). */
+  private readonly recent: ExperimentEvent[] = [];
 
   constructor(private readonly config: DirectorConfig, private readonly testSet?: ImageDataset) {
     this.registry = new EnvoyRegistry(config.heartbeat.timeout_seconds * 1000);
   }
 
   get federation(): string { return this.config.federation; }
+  get workspace(): string { return this.config.workspace; }
+  /** Whether the federation has identities (a kit), not the explicit insecure opt-out. */
+  get secure(): boolean { return !!this.bus?.trust.secure; }
 
   async start(): Promise<void> {
     this.bus = await connectBus({ url: this.config.nats.url, kit: this.config.kit, insecure: this.config.insecure, name: INSECURE_DIRECTOR_NAME, federation: this.federation },
@@ -144,6 +151,8 @@ export class Director {
 
   /** Each event goes to every data scientist following the experiment, sealed to each. */
   private publish(event: ExperimentEvent): void {
+    this.recent.push(event);
+    if (this.recent.length > RECENT_EVENTS) this.recent.shift();
     const bus = this.bus;
     if (!bus || bus.isClosed()) return;
     const followers = RunFolder.for(this.config.workspace, this.federation, event.experiment).readFollowers();
@@ -153,7 +162,13 @@ export class Director {
     }
   }
 
-  private status() {
+  /** The latest experiment events (at most RECENT_EVENTS), oldest first. */
+  recentEvents(): readonly ExperimentEvent[] {
+    return this.recent;
+  }
+
+  /** What `secflow status` and the dashboard show: envoys, the queue, refused messages, protection. */
+  status(): StatusReply {
     const now = Date.now();
     const { trust } = this.bus!;
     return {

@@ -72,7 +72,6 @@ export function modelCardOf(run: FinishedRun): ModelCard {
   }
   const classes = run.testSet?.classNames ?? ['normal', 'pneumonia'];
   const [height, width] = config.model.input_size;
-  const dp = config.training.dp;
   return {
     experiment: config.name, federation: run.federation, created_at: new Date().toISOString(),
     intended_use: 'Research on federated, privacy-preserving pneumonia detection from chest X-rays. Not a medical device: ' +
@@ -92,12 +91,18 @@ export function modelCardOf(run: FinishedRun): ModelCard {
       ? { value: run.threshold.chosen.threshold, source: "the federation's validation data (Youden J, one-standard-error rule)", validation: run.threshold.chosen }
       : { value: 0.5, source: 'default (no federated validation threshold was chosen)' },
     test: { set: run.testSet?.origin ?? null, at_0_5: run.test ?? null, at_threshold: run.threshold?.test ?? null },
-    protections: {
-      secure_aggregation: config.secagg.enabled, precode: config.model.precode.enabled,
-      batch_norm_statistics: config.training.batch_norm_statistics,
-      pruning: config.training.pruning.enabled ? config.training.pruning.keep_fraction : null,
-      dp: dp.enabled ? { noise_multiplier: dp.noise_multiplier, clip_norm: dp.clip_norm, delta: dp.delta, epsilon_by_envoy: epsilon } : null,
-    },
+    protections: protectionsOf(config, epsilon),
+  };
+}
+
+/** Which gradient-leakage protections an experiment ran with (the card and the dashboard show the same). */
+export function protectionsOf(config: ExperimentConfig, epsilonByEnvoy: Record<string, number> = {}): ModelCard['protections'] {
+  const dp = config.training.dp;
+  return {
+    secure_aggregation: config.secagg.enabled, precode: config.model.precode.enabled,
+    batch_norm_statistics: config.training.batch_norm_statistics,
+    pruning: config.training.pruning.enabled ? config.training.pruning.keep_fraction : null,
+    dp: dp.enabled ? { noise_multiplier: dp.noise_multiplier, clip_norm: dp.clip_norm, delta: dp.delta, epsilon_by_envoy: epsilonByEnvoy } : null,
   };
 }
 

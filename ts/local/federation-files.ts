@@ -19,6 +19,8 @@ export interface LocalFederationSpec {
   testLimit?: number;
   heartbeat?: { interval_seconds: number; timeout_seconds: number };
   experiment: Record<string, unknown>;
+  /** The director's live dashboard on this loopback port (0: any free one); default: no dashboard. */
+  dashboardPort?: number;
   /** Every envoy's `privacy:` section (default: none, the protected default policy). */
   privacy?: Record<string, unknown>;
 }
@@ -48,6 +50,7 @@ export function writeFederationFiles(spec: LocalFederationSpec, kits: KitFolders
     workspace: join(spec.dir, 'workspace'),
     test_data: { kind: 'pneumoniamnist', path: spec.dataPath, split: 'test', ...limit(spec.testLimit) },
     heartbeat,
+    ...(spec.dashboardPort !== undefined ? { dashboard: { enabled: true, port: spec.dashboardPort } } : {}),
   });
   const partition = spec.partition ?? DEFAULT_PARTITION;
   const envoys = spec.envoys.map((name, index) => write(`envoy-${name}.yaml`, {

@@ -50,6 +50,8 @@ export interface LocalFederation {
   envoys: RoleProcess[];
   /** The data scientist's connection. */
   scientist: Bus;
+  /** The director's dashboard address (without its token), when asked for and it started. */
+  dashboard?: string;
   stop(): Promise<void>;
 }
 
@@ -97,6 +99,7 @@ export async function startLocalFederation(o: StartOptions): Promise<LocalFedera
     const director = spawnRole('director', ['director', 'start', '--config', files.director], join(logs, 'director.log'), threads);
     started.push(director);
     await waitForOutput(director, new RegExp(`federation '${o.federation}'`));
+    const dashboard = o.dashboardPort === undefined ? undefined : await dashboardOf(director, o.say);
     const envoys = files.envoys.map((file, i) => {
       const log = join(logs, `${o.envoys[i]}.log`);
       return o.spawnEnvoy?.(o.envoys[i], file, log) ?? spawnRole(o.envoys[i], ['envoy', 'start', '--config', file], log, threads);
@@ -105,7 +108,7 @@ export async function startLocalFederation(o: StartOptions): Promise<LocalFedera
     await Promise.all(envoys.map((e) => waitForOutput(e, /registered with the director/, o.registrationTimeoutMs)));
     scientist = await connectBus({ url: natsUrl, kit: kits?.[LOCAL_SCIENTIST], insecure: !kits, name: LOCAL_SCIENTIST, federation: o.federation },
       'secflow-local', new Logger('scientist'));
-    return { nats: nats!, files, kits, director, envoys, scientist, stop };
+    return { nats: nats!, files, kits, director, envoys, scientist, dashboard, stop };
   } catch (error) {
     await stop();
     throw error;
@@ -126,6 +129,13 @@ export async function runLocalFederation(o: StartOptions): Promise<LocalRun> {
     process.off('SIGINT', onSigint);
     await federation?.stop();
   }
+}
+
+/** The director's dashboard line (it names the address and the access file, never the token). */
+async function dashboardOf(director: RoleProcess, say?: (line: string) => void): Promise<string | undefined> {
+  const line = await waitForOutput(director, /dashboard at |dashboard could not start/);
+  say?.(line.replace(/^.*?\] /, ''));
+  return /dashboard at (http:\/\/\S+)/.exec(line)?.[1];
 }
 
 /** Each envoy's training share, as its provisioning records it (a hospital declares its dataset when it joins). */
