@@ -2,6 +2,9 @@ import test from 'ava';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadXrayFolder } from '../ts/core/data/xray-folder.ts';
+import type * as TF from '@tensorflow/tfjs';
+import { tf } from '../ts/core/tf.ts';
+import { centerCrop, modelPixels } from '../ts/core/data/xray-image.ts';
 import { tempDir, XRAY_SAMPLES } from './helpers/paths.ts';
 
 const PNEUMONIA_DIR = join(XRAY_SAMPLES, 'PNEUMONIA');
@@ -63,4 +66,21 @@ test('the folder loader keeps copies of real files intact', (t) => {
   copyFileSync(join(PNEUMONIA_DIR, samples[1]), join(root, 'PNEUMONIA', 'x.jpeg'));
   const ds = loadXrayFolder({ root, classes: ['NORMAL', 'PNEUMONIA'], imageSize: [16, 16], channels: 1 });
   t.is(ds.labels.length, 1);
+});
+
+test('modelPixels crops the centre to the input aspect ratio and averages before resizing (no aliasing)', (t) => {
+  // 100x300: the central 100x100 black, white bands either side; the model must see only the black square.
+  const banded = tf.tidy(() => tf.concat([tf.fill([100, 100, 1], 255), tf.zeros([100, 100, 1]), tf.fill([100, 100, 1], 255)], 1) as TF.Tensor3D);
+  t.true(modelPixels(banded, [28, 28]).every((v) => v === 0));
+  t.deepEqual(centerCrop(banded, [28, 28]).shape, [100, 100, 1]);
+  banded.dispose();
+  // A one-pixel checkerboard at 1,400 px: plain bilinear would sample a few pixels (values near 0 or 1); the
+  // box average first gives the true mean grey everywhere.
+  const checker = tf.tidy(() => {
+    const row = tf.range(0, 1400).mod(2);
+    return row.expandDims(1).add(row.expandDims(0)).mod(2).mul(255).expandDims(2) as TF.Tensor3D;
+  });
+  const pixels = modelPixels(checker, [28, 28]);
+  t.true(pixels.every((v) => Math.abs(v - 0.5) < 0.01), `min ${Math.min(...pixels)}, max ${Math.max(...pixels)}`);
+  checker.dispose();
 });

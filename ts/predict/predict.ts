@@ -10,7 +10,7 @@ import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../core/tf.ts';
 import { loadModelBundle, MODEL_JSON } from '../core/model-bundle.ts';
 import type { LayersModel } from '../core/model.ts';
-import { modelPixels, readXrayImage } from '../core/data/xray-image.ts';
+import { centerCrop, modelPixels, readXrayImage } from '../core/data/xray-image.ts';
 import { gradCam } from './grad-cam.ts';
 import { heatMapPng } from './heat-map.ts';
 
@@ -93,7 +93,12 @@ export async function predictOne(predictor: Predictor, image: string, heatMapPat
     } finally {
       x.dispose();
     }
-    writeFileSync(heatMapPath, await heatMapPng(decoded, cam));
+    const seen = centerCrop(decoded, [input.height, input.width]); // the map covers what the model saw
+    try {
+      writeFileSync(heatMapPath, await heatMapPng(seen, cam));
+    } finally {
+      seen.dispose();
+    }
     const positive = probability >= predictor.threshold;
     return {
       image, probability, threshold: predictor.threshold, heat_map: heatMapPath,
