@@ -3,20 +3,37 @@
  * driving Debian's chromium, which .ci/run installs; skipped with a note where no chromium is installed).
  */
 import test from 'ava';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { stringify } from 'yaml';
 import { ACCESS_FILE } from '../ts/dashboard/access.ts';
-import { waitForOutput } from '../ts/local/roles.ts';
+import { SECFLOW_BIN, waitForOutput } from '../ts/local/roles.ts';
 import { startTestFederation, type TestFederation } from './helpers/federation.ts';
+import { tempDir } from './helpers/paths.ts';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ROUNDS = 5;
 let fed: TestFederation;
 let accessUrl: string;
 
+/** A real (tiny) leakage audit, for the dashboard's audit section: one configuration, one round, a short IG. */
+function runTinyAudit(): string {
+  const out = tempDir('secflow-dashboard-audit-');
+  const config = join(out, 'audit.yaml');
+  writeFileSync(config, stringify({
+    name: 'dashboard-audit', out, envoys: 2, rounds: 1, train_limit: 300, test_limit: 100, model: { width: 4, seed: 1 },
+    attacks: [{ attack: 'ig', iterations: 30 }], configurations: [{ name: 'none', description: 'no defense' }],
+  }));
+  const r = spawnSync(SECFLOW_BIN, ['leakage', 'audit', '--config', config], { encoding: 'utf8', timeout: 600_000 });
+  if (r.status !== 0) throw new Error(`the audit failed: ${r.stderr.slice(-2000)}`);
+  return out;
+}
+
 test.before(async () => {
+  const audit = runTinyAudit();
   fed = await startTestFederation({
-    envoys: ['alpha', 'beta', 'gamma'], dashboard: true, trainLimit: 1200,
+    envoys: ['alpha', 'beta', 'gamma'], dashboard: { auditReports: [audit] }, trainLimit: 1200,
     experiment: {
       name: 'live', rounds: ROUNDS, min_envoys_to_start: 3, model: { width: 4, seed: 1 },
       training: { learning_rate: 0.003, batch_size: 32, local_epochs: 2 }, aggregation: { min_envoys: 2 },
@@ -49,6 +66,11 @@ test.serial('the dashboard binds to loopback, needs its token and only answers r
   for (const escape of ['..%2F..%2Fkits%2Fdirector%2Fkit.png', '..%2Fconfigs%2Fdirector.yaml', 'config.yaml']) {
     t.is((await fetch(new URL(`api/experiments/live/files/${escape}`, fed.dashboard), { headers: auth })).status, 404, escape);
   }
+  t.is((await fetch(new URL('api/audits/0/files/audit.json', fed.dashboard), { headers: auth })).status, 404, 'pictures only');
+  t.is((await fetch(new URL('api/audits/7/files/scatter.png', fed.dashboard), { headers: auth })).status, 404, 'no such audit');
+  const scatter = await fetch(new URL('api/audits/0/files/scatter.png', fed.dashboard), { headers: auth });
+  t.is(scatter.status, 200);
+  t.is(scatter.headers.get('content-type'), 'image/png');
 });
 
 const browserTest = existsSync(CHROMIUM) ? test.serial : test.serial.skip;
@@ -67,6 +89,11 @@ browserTest('in a browser: envoys online, the curves grow while rounds finish, a
   t.false(page.url().includes('token='), 'the token leaves the address bar');
   t.regex(await page.locator('#envoys tbody').innerText(), /alpha\s+online[\s\S]*beta\s+online[\s\S]*gamma\s+online/);
   t.regex(await page.locator('#protection').innerText(), /TLS/);
+  // The audit's table, its scatter and its reconstruction grid, loaded as images.
+  await page.waitForSelector('#audits .audit img');
+  t.regex(await page.locator('#audits').innerText(), /dashboard-audit[\s\S]*none\s+0\.\d{3}\s+-?\d+\.\d{2}\s+ig/);
+  const loaded = await page.locator('#audits img').evaluateAll((imgs) => imgs.map((i) => (i as HTMLImageElement).naturalWidth > 0));
+  t.true(loaded.length >= 2 && loaded.every(Boolean), `scatter and grid shown (${loaded})`);
 
   const seen = new Set<number>();
   const gamma = fed.envoys.get('gamma')!;

@@ -13,7 +13,6 @@ import { kinds, PROTOCOL_VERSION } from '../ts/core/messages.ts';
 import { subjects } from '../ts/core/subjects.ts';
 import { connectBus } from '../ts/core/transport/connection.ts';
 import { decodeWeights, readWeights, writeWeights } from '../ts/core/weights.ts';
-import { ExperimentSchema } from '../ts/core/config/experiment.ts';
 import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
 import { predictPositive } from '../ts/core/training.ts';
 import { loadPredictor, predictImages } from '../ts/predict/predict.ts';
@@ -83,16 +82,17 @@ test.serial('2 envoys x 2 rounds: the global model changes, metrics and checkpoi
   t.is(state.next_round, 2);
   t.false(/values|Float32Array/.test(fed.log('director')), 'the director log holds no weights');
 
-  // The finished run exports its model (tfjs layers format, with PRECODE) and a model card.
+  // The finished run exports its model (tfjs layers format) and a model card.
   const card = JSON.parse(readFileSync(join(dir, 'model', 'model-card.json'), 'utf8'));
   t.deepEqual(card.data, [{ envoy: 'alpha', examples: 150 }, { envoy: 'beta', examples: 150 }]);
   t.is(card.decision_threshold.value, final.threshold!.threshold);
   t.is(card.test.at_0_5.roc_auc, final.test!.roc_auc);
-  t.deepEqual(card.protections, { secure_aggregation: true, precode: true, batch_norm_statistics: 'shard', pruning: null, dp: null });
-  t.regex(readFileSync(join(dir, 'model', 'model-card.md'), 'utf8'), /Secure aggregation: on/);
+  // This test federation runs PLAIN (helpers/federation.ts): the card must say every protection was off.
+  t.deepEqual(card.protections, { secure_aggregation: false, precode: false, batch_norm_statistics: 'batch', pruning: null, dp: null });
+  t.regex(readFileSync(join(dir, 'model', 'model-card.md'), 'utf8'), /Secure aggregation: \*\*off\*\*/);
   const predictor = await loadPredictor(dir);
   t.is(predictor.threshold, final.threshold!.threshold);
-  const reference = buildModel(ExperimentSchema.parse({ name: 'e2e', rounds: 2, model, training }).model);
+  const reference = buildModel(fed.config.model);
   writeWeights(reference, decodeWeights(readFileSync(join(dir, 'checkpoints', 'round-0002.weights'))));
   const ds = loadPneumoniaMnist(PNEUMONIAMNIST, 'test', 8);
   t.deepEqual(Array.from(predictPositive(predictor.model, ds)).map((p) => p.toFixed(5)), Array.from(predictPositive(reference, ds)).map((p) => p.toFixed(5)),

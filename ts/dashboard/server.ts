@@ -8,7 +8,7 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { DashboardConfig } from '../core/config/director.ts';
 import { isName } from '../core/names.ts';
 import { ACCESS_FILE, COOKIE, openGate, tokenGate, writeAccessFile, type AccessGate } from './access.ts';
@@ -34,7 +34,7 @@ export interface RunningDashboard {
 
 export async function startDashboard(config: DashboardConfig, source: DashboardSource, o: { secure: boolean }): Promise<RunningDashboard> {
   const gate = o.secure ? tokenGate() : openGate();
-  const app = buildApp(source, gate);
+  const app = buildApp(source, gate, config.audit_reports);
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -43,7 +43,7 @@ export async function startDashboard(config: DashboardConfig, source: DashboardS
   return { url, accessFile, close: () => app.close() };
 }
 
-export function buildApp(source: DashboardSource, gate: AccessGate): FastifyInstance {
+export function buildApp(source: DashboardSource, gate: AccessGate, auditReports: readonly string[] = []): FastifyInstance {
   const app = Fastify({ logger: false });
   app.addHook('onRequest', async (request, reply) => {
     securityHeaders(reply);
@@ -57,16 +57,22 @@ export function buildApp(source: DashboardSource, gate: AccessGate): FastifyInst
     app.get(path, async (_request, reply) => reply.type(asset.type).send(readFileSync(asset.file)));
   }
   app.get('/favicon.ico', async (_request, reply) => reply.code(204).send()); // browsers ask; there is none
-  app.get('/api/snapshot', async () => takeSnapshot(source));
-  app.get('/api/experiments/:name/files/*', async (request, reply) => sendRunFile(source, request, reply));
+  app.get('/api/snapshot', async () => takeSnapshot(source, auditReports));
+  app.get('/api/experiments/:name/files/*', async (request, reply) => {
+    const { name, '*': path } = request.params as { name: string; '*': string };
+    return isName(name) ? sendPng(runFolderOf(source, name), path, reply) : reply.code(404).send({ error: 'no such picture' });
+  });
+  app.get('/api/audits/:index/files/*', async (request, reply) => {
+    const { index, '*': path } = request.params as { index: string; '*': string };
+    const folder = /^\d+$/.test(index) ? auditReports[Number(index)] : undefined;
+    return folder ? sendPng(folder, path, reply) : reply.code(404).send({ error: 'no such picture' });
+  });
   return app;
 }
 
-/** A PNG inside the experiment's run folder, and nothing else (no other types, no path out of the folder). */
-async function sendRunFile(source: DashboardSource, request: FastifyRequest, reply: FastifyReply) {
-  const { name, '*': path } = request.params as { name: string; '*': string };
-  if (!isName(name) || !path.toLowerCase().endsWith('.png')) return reply.code(404).send({ error: 'no such picture' });
-  const folder = runFolderOf(source, name);
+/** A PNG inside `folder` (a run folder or an audit report), and nothing else: no other types, no path out of it. */
+async function sendPng(folder: string, path: string, reply: FastifyReply) {
+  if (!path.toLowerCase().endsWith('.png')) return reply.code(404).send({ error: 'no such picture' });
   const file = resolve(folder, path);
   if (!existsSync(file) || !existsSync(folder) || !realpathSync(file).startsWith(realpathSync(folder) + sep)) {
     return reply.code(404).send({ error: 'no such picture' });

@@ -4,12 +4,13 @@
  * in its workspace (state, config, metrics, pictures). Read-only: nothing here writes or sends anything.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { basename, join, relative, sep } from 'node:path';
 import { parse } from 'yaml';
 import { ExperimentSchema } from '../core/config/experiment.ts';
 import type { ExperimentEvent, StatusReply } from '../core/messages.ts';
 import { protectionsOf } from '../director/model-card.ts';
 import { readMetricsLog, type MetricsRecord, type RunState } from '../director/run-folder.ts';
+import type { AuditResults } from '../leakage/audit/results.ts';
 
 /** The director as the dashboard sees it (director.ts implements it). */
 export interface DashboardSource {
@@ -17,6 +18,16 @@ export interface DashboardSource {
   readonly workspace: string;
   status(): StatusReply;
   recentEvents(): readonly ExperimentEvent[];
+}
+
+/** A leakage audit's output folder (`secflow leakage audit`): its table in short, and its pictures. */
+export interface AuditView {
+  /** Its position in `dashboard.audit_reports` (the picture route's key: no paths travel to the browser and back). */
+  index: number;
+  name: string;
+  problem?: string;
+  configurations: { name: string; roc_auc: number; worst_gap_db: number; worst_attack: string }[];
+  images: string[];
 }
 
 export interface ExperimentView {
@@ -37,13 +48,29 @@ export interface Snapshot {
   status: StatusReply;
   events: readonly ExperimentEvent[];
   experiments: ExperimentView[];
+  audits: AuditView[];
 }
 
-export function takeSnapshot(source: DashboardSource): Snapshot {
+export function takeSnapshot(source: DashboardSource, auditReports: readonly string[] = []): Snapshot {
   return {
     federation: source.federation, generated_at: new Date().toISOString(),
     status: source.status(), events: source.recentEvents().slice(-200), experiments: readExperiments(source),
+    audits: auditReports.map(readAudit),
   };
+}
+
+function readAudit(dir: string, index: number): AuditView {
+  const view: AuditView = { index, name: basename(dir), configurations: [], images: [] };
+  try {
+    const results = readJson(join(dir, 'audit.json')) as AuditResults | null;
+    if (!results) return { ...view, problem: 'no audit.json yet' };
+    view.name = results.sweep;
+    view.configurations = results.configurations.map((c) => ({ name: c.name, roc_auc: c.utility.roc_auc, worst_gap_db: c.worst_gap_db, worst_attack: c.worst_attack }));
+    view.images = pngsUnder(dir);
+  } catch (error) {
+    view.problem = (error as Error).message.slice(0, 300);
+  }
+  return view;
 }
 
 export function runFolderOf(source: DashboardSource, experiment: string): string {

@@ -90,7 +90,7 @@ async function main(): Promise<void> {
   let printedHeader = false;
   const { final, config, files } = await runLocalFederation({
     dir, federation: FEDERATION, natsUrl: args.nats, insecure: args.insecure, dataPath, envoys: DEMO_ENVOYS,
-    partition: DEMO_PARTITION, trainLimit: optionalInt(args['train-limit']), testLimit: optionalInt(args['test-limit']), dashboardPort: args['no-dashboard'] ? undefined : Number(args['dashboard-port']),
+    partition: DEMO_PARTITION, trainLimit: optionalInt(args['train-limit']), testLimit: optionalInt(args['test-limit']), dashboard: args['no-dashboard'] ? undefined : { port: Number(args['dashboard-port']) },
     experiment: demoExperiment({
       rounds: Number(args.rounds), width: Number(args.width), epochs: Number(args.epochs), secagg, defenses, audit: args.audit,
       strategy: args.strategy, serverLearningRate: args['server-lr'] ? Number(args['server-lr']) : undefined,

@@ -9,6 +9,7 @@ export function loadDirectorConfig(path: string): DirectorConfig {
     ...config,
     workspace: resolveFrom(path, config.workspace),
     test_data: config.test_data && resolveSourcePaths(config.test_data, path),
+    dashboard: { ...config.dashboard, audit_reports: config.dashboard.audit_reports.map((dir) => resolveFrom(path, dir)) },
   };
 }
 

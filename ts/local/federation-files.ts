@@ -19,8 +19,8 @@ export interface LocalFederationSpec {
   testLimit?: number;
   heartbeat?: { interval_seconds: number; timeout_seconds: number };
   experiment: Record<string, unknown>;
-  /** The director's live dashboard on this loopback port (0: any free one); default: no dashboard. */
-  dashboardPort?: number;
+  /** The director's live dashboard on this loopback port (0: any free one), showing these audit reports; default: none. */
+  dashboard?: { port: number; auditReports?: string[] };
   /** Every envoy's `privacy:` section (default: none, the protected default policy). */
   privacy?: Record<string, unknown>;
 }
@@ -50,7 +50,7 @@ export function writeFederationFiles(spec: LocalFederationSpec, kits: KitFolders
     workspace: join(spec.dir, 'workspace'),
     test_data: { kind: 'pneumoniamnist', path: spec.dataPath, split: 'test', ...limit(spec.testLimit) },
     heartbeat,
-    ...(spec.dashboardPort !== undefined ? { dashboard: { enabled: true, port: spec.dashboardPort } } : {}),
+    ...(spec.dashboard ? { dashboard: { enabled: true, port: spec.dashboard.port, audit_reports: spec.dashboard.auditReports ?? [] } } : {}),
   });
   const partition = spec.partition ?? DEFAULT_PARTITION;
   const envoys = spec.envoys.map((name, index) => write(`envoy-${name}.yaml`, {

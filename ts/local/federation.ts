@@ -99,7 +99,7 @@ export async function startLocalFederation(o: StartOptions): Promise<LocalFedera
     const director = spawnRole('director', ['director', 'start', '--config', files.director], join(logs, 'director.log'), threads);
     started.push(director);
     await waitForOutput(director, new RegExp(`federation '${o.federation}'`));
-    const dashboard = o.dashboardPort === undefined ? undefined : await dashboardOf(director, o.say);
+    const dashboard = !o.dashboard ? undefined : await dashboardOf(director, o.say);
     const envoys = files.envoys.map((file, i) => {
       const log = join(logs, `${o.envoys[i]}.log`);
       return o.spawnEnvoy?.(o.envoys[i], file, log) ?? spawnRole(o.envoys[i], ['envoy', 'start', '--config', file], log, threads);

@@ -13,6 +13,8 @@ export const DashboardSchema = z.object({
   enabled: z.boolean().default(false),
   host: z.string().min(1).default('127.0.0.1').describe('address to bind; anything but loopback exposes the dashboard to the network'),
   port: z.number().int().min(0).max(65535).default(8765).describe('0: any free port'),
+  audit_reports: z.array(z.string().min(1)).default([])
+    .describe('`secflow leakage audit` output folders (relative to director.yaml) whose table, scatter and grids the dashboard shows'),
 }).strict();
 export type DashboardConfig = z.infer<typeof DashboardSchema>;
 

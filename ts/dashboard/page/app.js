@@ -3,7 +3,7 @@
 'use strict';
 
 const POLL_MS = 2000;
-const state = { selected: null, charts: {}, lastImages: '' };
+const state = { selected: null, charts: {}, lastImages: '', lastAudits: '' };
 
 function el(tag, props = {}, children = []) {
   const node = document.createElement(tag);
@@ -121,15 +121,35 @@ function renderIncidents(snapshot) {
   list.replaceChildren(...(items.length ? items.slice(-100).reverse().map(([kind, text]) => el('li', { class: kind, text })) : [el('li', { text: 'none' })]));
 }
 
+function picture(src, caption) {
+  return el('figure', {}, [el('img', { src, alt: caption }), el('figcaption', { text: caption })]);
+}
+
+function fileUrl(prefix, path) {
+  return `${prefix}/files/${path.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+function renderAudits(audits) {
+  const key = JSON.stringify(audits);
+  if (!audits.length || key === state.lastAudits) return;
+  state.lastAudits = key;
+  document.getElementById('audits').replaceChildren(...audits.map((a) => el('div', { class: 'audit', 'data-audit': String(a.index) }, [
+    el('h3', { text: a.name }),
+    ...(a.problem ? [el('p', { class: 'muted', text: a.problem })] : []),
+    el('table', {}, [
+      el('thead', {}, [el('tr', {}, ['configuration', 'test ROC-AUC', 'worst gap above the floor (dB)', 'by'].map((h) => el('th', { text: h })))]),
+      el('tbody', {}, a.configurations.map((c) => el('tr', {}, [c.name, fixed(c.roc_auc), fixed(c.worst_gap_db, 2), c.worst_attack].map((v) => el('td', { text: v }))))),
+    ]),
+    el('div', { class: 'gallery' }, a.images.map((path) => picture(fileUrl(`/api/audits/${a.index}`, path), path))),
+  ])));
+}
+
 function renderImages(x) {
   const key = `${x.name}:${x.images.join()}`;
   if (key === state.lastImages) return;
   state.lastImages = key;
   if (!x.images.length) { document.getElementById('images').replaceChildren(el('p', { class: 'muted', text: 'none in this run folder (an audited run writes them)' })); return; }
-  document.getElementById('images').replaceChildren(...x.images.map((path) => el('figure', {}, [
-    el('img', { src: `/api/experiments/${encodeURIComponent(x.name)}/files/${path.split('/').map(encodeURIComponent).join('/')}`, alt: path }),
-    el('figcaption', { text: path }),
-  ])));
+  document.getElementById('images').replaceChildren(...x.images.map((path) => picture(fileUrl(`/api/experiments/${encodeURIComponent(x.name)}`, path), path)));
 }
 
 async function refresh() {
@@ -144,6 +164,7 @@ async function refresh() {
     const x = snapshot.experiments.find((e) => e.name === state.selected);
     if (x) { renderProgress(x); renderSummary(x); renderCurves(x); renderImages(x); }
     renderIncidents(snapshot);
+    renderAudits(snapshot.audits);
     document.getElementById('updated').textContent = `updated ${new Date(snapshot.generated_at).toLocaleTimeString()}`;
   } catch (error) {
     document.getElementById('updated').textContent = `cannot reach the director: ${error.message}`;
