@@ -10,6 +10,7 @@
  */
 import { Command } from 'commander';
 import type { DirectorConfig } from '../core/config/director.ts';
+import { EnvoySchema } from '../core/config/envoy.ts';
 import { ExperimentSchema } from '../core/config/experiment.ts';
 import { loadConfigFile } from '../core/config/load.ts';
 import { fetchPneumoniaMnist } from '../core/data/fetch.ts';
@@ -57,6 +58,8 @@ envoy.command('ledger').description("this hospital's privacy ledger: every updat
 envoy.command('start').description('start an envoy and register it with the director')
   .requiredOption('-c, --config <file>', 'envoy.yaml')
   .action(async (opts) => {
+    // The device decides which TensorFlow binding loads, so it is read before anything imports TensorFlow.
+    process.env.SECFLOW_DEVICE ??= loadConfigFile(opts.config, EnvoySchema).device;
     const { loadEnvoyConfig, startEnvoy } = await roles.envoy();
     const e = await startEnvoy(loadEnvoyConfig(opts.config));
     await untilSignal(() => e.stop());

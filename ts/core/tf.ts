@@ -1,25 +1,28 @@
 /**
  * The one place that chooses the TensorFlow.js backend. Every other module imports `tf` from here, so the
- * whole process trains on the same engine: tfjs-node-gpu when installed, else tfjs-node (native TensorFlow),
- * else pure JavaScript with a loud warning (measured ~185x slower on this project's machines).
+ * whole process trains on the same engine: tfjs-node-gpu where the device plan allows it (device.ts: the
+ * binding installed, a GPU visible, `device` not `cpu`), else tfjs-node (native TensorFlow), else pure
+ * JavaScript with a loud warning (measured ~185x slower on this project's machines).
  */
 import type * as TF from '@tensorflow/tfjs';
+import { deviceFromEnv, planDevice, type BackendName } from './device.ts';
+
+export type { BackendName };
 
 // TensorFlow's C++ logging is noise for users (oneDNN banners); keep warnings and errors only.
 process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
 
-export type BackendName = 'tfjs-node-gpu' | 'tfjs-node' | 'tfjs-cpu';
-
-async function loadBackend(): Promise<{ tf: typeof TF; backend: BackendName }> {
+async function loadBackend(): Promise<{ tf: typeof TF; backend: BackendName; fallback?: string }> {
   const forced = process.env.SECFLOW_TF_BACKEND as BackendName | undefined;
-  const candidates: BackendName[] = forced ? [forced] : ['tfjs-node-gpu', 'tfjs-node', 'tfjs-cpu'];
+  const plan = forced ? { candidates: [forced] } : planDevice(deviceFromEnv());
   const failures: string[] = [];
-  for (const backend of candidates) {
+  for (const backend of plan.candidates) {
     try {
       const mod = await import(packageOf(backend));
       const tf = (mod.default ?? mod) as typeof TF;
       if (backend === 'tfjs-cpu') warnPureJs();
-      return { tf, backend };
+      const fallback = plan.fallback ?? (failures.length && backend !== plan.candidates[0] ? `${failures[0]}; using ${backend}` : undefined);
+      return { tf, backend, fallback };
     } catch (error) {
       failures.push(`${backend}: ${(error as Error).message.split('\n')[0]}`);
     }
@@ -42,8 +45,11 @@ function warnPureJs(): void {
 const loaded = await loadBackend();
 export const tf = loaded.tf;
 export const backendName: BackendName = loaded.backend;
+/** Why this process does not train on the device it asked for, if so (device.ts). */
+export const deviceFallback: string | undefined = loaded.fallback;
 
-/** One line for start-up banners: which engine trains here. */
+/** One line for start-up banners: which engine and device train here. */
 export function describeBackend(): string {
-  return `TensorFlow.js ${tf.version.tfjs} on ${backendName} (${tf.getBackend()})`;
+  const device = backendName === 'tfjs-node-gpu' ? 'GPU (CUDA)' : 'CPU';
+  return `TensorFlow.js ${tf.version.tfjs} on ${backendName} (${tf.getBackend()}), ${device}`;
 }

@@ -1,6 +1,7 @@
 import { DirectorSchema, type DirectorConfig } from '../core/config/director.ts';
 import { loadConfigFile, resolveFrom } from '../core/config/load.ts';
-import { loadDataSource, resolveSourcePaths } from '../core/data/load.ts';
+import { resolveSourcePaths } from '../core/config/data-source.ts';
+import { loadDataSource } from '../core/data/load.ts';
 import { Director } from './director.ts';
 
 export function loadDirectorConfig(path: string): DirectorConfig {

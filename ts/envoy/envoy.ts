@@ -14,7 +14,7 @@ import { loadNative } from '../core/secagg/native.ts';
 import { buildModel, type LayersModel } from '../core/model.ts';
 import { progress, type Progress } from '../core/progress.ts';
 import { subjects } from '../core/subjects.ts';
-import { describeBackend } from '../core/tf.ts';
+import { describeBackend, deviceFallback } from '../core/tf.ts';
 import { evaluate, predictPositive, trainLocal, type DpSteps } from '../core/training.ts';
 import { metricsOfScores } from '../core/metrics.ts';
 import { operatingPoints } from '../core/operating-points.ts';
@@ -59,6 +59,7 @@ export class Envoy {
 
   async start(): Promise<void> {
     this.log.info(`${describeBackend()}; shard: ${this.shard.descriptor.description}`);
+    if (deviceFallback) this.log.warn(deviceFallback);
     const bus = await connectBus({ url: this.config.nats.url, kit: this.config.kit, insecure: this.config.insecure, name: this.name, federation: this.config.federation },
       `envoy-${this.name}`, this.log);
     this.bus = bus;

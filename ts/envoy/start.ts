@@ -1,6 +1,6 @@
 import { EnvoySchema, type EnvoyConfig } from '../core/config/envoy.ts';
 import { loadConfigFile, resolveFrom } from '../core/config/load.ts';
-import { resolveSourcePaths } from '../core/data/load.ts';
+import { resolveSourcePaths } from '../core/config/data-source.ts';
 import { Envoy } from './envoy.ts';
 import { loadShard } from './shard.ts';
 

@@ -21,6 +21,8 @@ export interface LocalFederationSpec {
   experiment: Record<string, unknown>;
   /** The director's live dashboard on this loopback port (0: any free one), showing these audit reports; default: none. */
   dashboard?: { port: number; auditReports?: string[] };
+  /** Every envoy's `device:` (default: none, i.e. auto). */
+  device?: 'auto' | 'cpu' | 'gpu';
   /** Every envoy's `privacy:` section (default: none, the protected default policy). */
   privacy?: Record<string, unknown>;
 }
@@ -65,6 +67,7 @@ export function writeFederationFiles(spec: LocalFederationSpec, kits: KitFolders
       partition: { ...partition, num_shards: spec.envoys.length, index },
     },
     heartbeat,
+    ...(spec.device ? { device: spec.device } : {}),
     // Each hospital keeps its own ledger (they share this configs folder, not their privacy budgets).
     privacy: { ...spec.privacy, ledger: join(spec.dir, 'ledgers', `${name}.jsonl`) },
     audit_dir: join(spec.dir, 'envoy-audit', name),

@@ -12,7 +12,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { DataSource } from '../core/config/data-source.ts';
-import { resolveSourcePaths } from '../core/data/load.ts';
+import { resolveSourcePaths } from '../core/config/data-source.ts';
 import { checkName } from '../core/names.ts';
 import { KIT_FILES } from '../core/trust/kit.ts';
 import type { Member, Role } from '../core/trust/index.ts';

@@ -1,5 +1,6 @@
 /** Where a dataset comes from: PneumoniaMNIST's .npz layout, a Kermany-style <root>/<CLASS>/*.jpeg folder, or a folder of DICOM files. */
 import { z } from 'zod';
+import { resolveFrom } from './load.ts';
 
 export const PneumoniaMnistSourceSchema = z.object({
   kind: z.literal('pneumoniamnist'),
@@ -41,3 +42,12 @@ export const PartitionSchema = z.object({
   seed: z.number().int().default(0),
 }).strict().refine((p) => p.index < p.num_shards, { message: 'partition.index must be below num_shards' });
 export type Partition = z.infer<typeof PartitionSchema>;
+
+/** Make a source's paths relative to the config file that named them. */
+export function resolveSourcePaths(source: DataSource, configPath: string): DataSource {
+  if (source.kind === 'pneumoniamnist') return { ...source, path: resolveFrom(configPath, source.path) };
+  if (source.kind === 'dicom_folder') {
+    return { ...source, root: resolveFrom(configPath, source.root), ...(source.labels_csv ? { labels_csv: resolveFrom(configPath, source.labels_csv) } : {}) };
+  }
+  return { ...source, root: resolveFrom(configPath, source.root) };
+}

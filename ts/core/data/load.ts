@@ -1,5 +1,4 @@
 import type { DataSource } from '../config/data-source.ts';
-import { resolveFrom } from '../config/load.ts';
 import type { ImageDataset } from './dataset.ts';
 import { loadPneumoniaMnist } from './npz.ts';
 import { loadXrayFolder } from './xray-folder.ts';
@@ -17,13 +16,4 @@ export function loadDataSource(source: DataSource, onProgress?: (done: number, t
     root: source.root, classes: source.classes, imageSize: source.image_size,
     channels: source.channels, limit: source.limit, onProgress,
   });
-}
-
-/** Make a source's paths relative to the config file that named them. */
-export function resolveSourcePaths(source: DataSource, configPath: string): DataSource {
-  if (source.kind === 'pneumoniamnist') return { ...source, path: resolveFrom(configPath, source.path) };
-  if (source.kind === 'dicom_folder') {
-    return { ...source, root: resolveFrom(configPath, source.root), ...(source.labels_csv ? { labels_csv: resolveFrom(configPath, source.labels_csv) } : {}) };
-  }
-  return { ...source, root: resolveFrom(configPath, source.root) };
 }
