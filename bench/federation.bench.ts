@@ -13,14 +13,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ModelSpecSchema, TrainingSchema } from '../ts/core/config/experiment.ts';
-import { subset } from '../ts/core/data/dataset.ts';
-import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
 import type { ExperimentEvent } from '../ts/core/messages.ts';
-import { buildModel } from '../ts/core/model.ts';
 import { backendName } from '../ts/core/tf.ts';
-import { trainLocal } from '../ts/core/training.ts';
 import { runLocalFederation } from '../ts/local/federation.ts';
+import { trainingThroughput } from './training-throughput.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,15 +32,6 @@ const BENCH = resolve('bench');
 const data = resolve(args.data!);
 const width = Number(args.width);
 const batch = 64;
-
-async function tfjsThroughput(steps: number): Promise<number> {
-  const images = subset(loadPneumoniaMnist(data, 'train'), [...Array(batch * 8).keys()]);
-  const model = buildModel(ModelSpecSchema.parse({ width }));
-  const config = TrainingSchema.parse({ batch_size: batch, learning_rate: 1e-3 });
-  await trainLocal(model, images, { config: { ...config, local_epochs: 3 / 8 } }); // warm-up: 3 steps
-  const result = await trainLocal(model, images, { config: { ...config, local_epochs: steps / 8 } });
-  return (result.steps * batch) / result.seconds;
-}
 
 function torchThroughput(steps: number): { images_per_second: number; torch: string } | { error: string } {
   const r = spawnSync(args.python!, [join(BENCH, 'torch_train.py'), data, String(width), String(batch), String(steps), '2'], { encoding: 'utf8' });
@@ -102,7 +89,7 @@ async function trustBoundaryCost(rounds: number, pairs: number) {
 }
 
 const steps = Number(args.steps);
-const tfjs = await tfjsThroughput(steps);
+const tfjs = await trainingThroughput({ data, width, batch, steps });
 const torch = torchThroughput(steps);
 const boundary = await trustBoundaryCost(Number(args.rounds), Number(args.pairs));
 const rounds = boundary.lastSecure;

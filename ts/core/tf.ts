@@ -5,7 +5,7 @@
  * JavaScript with a loud warning (measured ~185x slower on this project's machines).
  */
 import type * as TF from '@tensorflow/tfjs';
-import { deviceFromEnv, planDevice, type BackendName } from './device.ts';
+import { deviceFromEnv, planDevice, probeGpu, type BackendName } from './device.ts';
 
 export type { BackendName };
 
@@ -50,6 +50,7 @@ export const deviceFallback: string | undefined = loaded.fallback;
 
 /** One line for start-up banners: which engine and device train here. */
 export function describeBackend(): string {
-  const device = backendName === 'tfjs-node-gpu' ? 'GPU (CUDA)' : 'CPU';
+  // The GPU binding runs on the CPU where CUDA finds no device, so say GPU only when one is visible.
+  const device = backendName === 'tfjs-node-gpu' && probeGpu().gpuVisible ? 'GPU (CUDA)' : 'CPU';
   return `TensorFlow.js ${tf.version.tfjs} on ${backendName} (${tf.getBackend()}), ${device}`;
 }
