@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import type { ExperimentEvent } from '../ts/core/messages.ts';
 import { backendName } from '../ts/core/tf.ts';
 import { runLocalFederation } from '../ts/local/federation.ts';
+import { benchPython } from './measuring-sticks.ts';
 import { trainingThroughput } from './training-throughput.ts';
 
 const { values: args } = parseArgs({
@@ -24,18 +25,20 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '2' },
     pairs: { type: 'string', default: '2' },
     width: { type: 'string', default: '32' },
-    python: { type: 'string', default: process.env.SECFLOW_BENCH_PYTHON ?? join(process.env.HOME ?? '', '.cache/fl-secflow/bench-venv/bin/python') },
+    python: { type: 'string' }, // default: benchPython() (scripts/bench-env.sh's venv, made on first use)
     data: { type: 'string', default: '../shared/data/pneumoniamnist.npz' },
   },
 });
+/** The measuring sticks' Python: --python, else the bench venv (set up on first use). */
+const python = (() => { let cached: string | undefined; return () => (cached ??= args.python ?? benchPython()); })();
 const BENCH = resolve('bench');
 const data = resolve(args.data!);
 const width = Number(args.width);
 const batch = 64;
 
 function torchThroughput(steps: number): { images_per_second: number; torch: string } | { error: string } {
-  const r = spawnSync(args.python!, [join(BENCH, 'torch_train.py'), data, String(width), String(batch), String(steps), '2'], { encoding: 'utf8' });
-  if (r.status !== 0) return { error: `PyTorch run failed (${args.python}): ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
+  const r = spawnSync(python(), [join(BENCH, 'torch_train.py'), data, String(width), String(batch), String(steps), '2'], { encoding: 'utf8' });
+  if (r.status !== 0) return { error: `PyTorch run failed (${python()}): ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}` };
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 

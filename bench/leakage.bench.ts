@@ -34,11 +34,11 @@
  * Results are merged into --out (existing keys of parts not run are kept); each part records the command, its
  * wall time, finish date and the load average before and after under `runs`. Grids and per-run summaries go to
  * bench/results/leakage/ (untrained), .../round1/ and .../audit/round-N-<envoy>/.
- * Set SECFLOW_TORCH_PYTHON to a python3 with torch (default: the bench venv at ~/.cache/fl-secflow/bench-venv).
+ * Set SECFLOW_TORCH_PYTHON to a python3 with torch (default: the bench venv, scripts/bench-env.sh, made on first use).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, loadavg, tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { auditRoundDir, readAuditRecord, readAuditTruth, readAuditWeights, truthPath } from '../ts/core/audit.ts';
@@ -53,6 +53,7 @@ import { tf } from '../ts/core/tf.ts';
 import { disposeParams, paramsFromNamed, paramsOfModel, type ConvNetParams } from '../ts/leakage/functional-model.ts';
 import { observeUpdate } from '../ts/leakage/attacks/multi-step.ts';
 import { biasGradient, meanPrediction, recoverLabels } from '../ts/leakage/attacks/idlg.ts';
+import { benchPython } from './measuring-sticks.ts';
 import { ENVOYS, FEDERATION, federationAt, roundOneMetrics, runAuditedFederation, type FederationRun } from './leakage/federation.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -139,8 +140,8 @@ interface TorchResult { psnr: number[]; seconds: number; iterations_per_second: 
  * null when no torch is at hand or --no-torch.
  */
 function torchAttack(attack: 'ig' | 'multistep', weights: FlatWeights, n: number, iterations: number): TorchResult | null {
-  const python = process.env.SECFLOW_TORCH_PYTHON ?? join(homedir(), '.cache', 'fl-secflow', 'bench-venv', 'bin', 'python3');
-  if (process.argv.includes('--no-torch') || !existsSync(python)) return null;
+  if (process.argv.includes('--no-torch')) return null;
+  const python = process.env.SECFLOW_TORCH_PYTHON ?? benchPython();
   let offset = 0;
   const tensors = weights.manifest.map((t) => {
     const size = t.shape.reduce((a, b) => a * b, 1);

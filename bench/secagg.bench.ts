@@ -15,19 +15,20 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type * as Native from '../bindings/native.d.cts';
 import {
   FULL, HEADLINE, QUICK, cells, droppedIds, fmt, isHeadline, median, neighboursFor, randomWords, thresholdFor, timed,
   type Cell,
 } from './secagg/grid.ts';
+import { benchPython } from './measuring-sticks.ts';
 import { addInto, applyMaskTs, expandMaskTs, opensslKeystreamRate, unmaskAggregateTs, type Term } from './secagg/mask-ts.ts';
 
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
-    python: { type: 'string', default: process.env.SECFLOW_BENCH_PYTHON ?? join(process.env.HOME ?? '', '.cache/fl-secflow/bench-venv/bin/python') },
+    python: { type: 'string' }, // default: benchPython() (scripts/bench-env.sh's venv, made on first use)
     'headline-reps': { type: 'string', default: '5' },
     // Per-cell time budgets (estimated from a calibration) past which a slow implementation is skipped.
     'ts-budget': { type: 'string', default: '20' },
@@ -36,6 +37,8 @@ const { values: args } = parseArgs({
     out: { type: 'string', default: 'bench/results/secagg.json' },
   },
 });
+/** The measuring sticks' Python: --python, else the bench venv (set up on first use). */
+const python = (() => { let cached: string | undefined; return () => (cached ??= args.python ?? benchPython()); })();
 const BITS = 32; // aggregation modulus 2^32, Flower's default modulus_range
 const REAL_ROUND_MAX_WORDS = 2e8; // n*d above this: native director timed with unmaskAggregate only (memory/time)
 const require = createRequire(import.meta.url);
@@ -283,10 +286,10 @@ async function main() {
     log(JSON.stringify(r));
   }
   // Flower SecAgg+ (NumPy), same cells.
-  log(`flower: ${args.python} bench/flower_secagg.py (${flowerCells.length} cells)`);
-  const fr = spawnSync(args.python!, [resolve('bench/flower_secagg.py')], { input: JSON.stringify({ cells: flowerCells, budget_s: budget.flower }), encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['pipe', 'pipe', 'inherit'] });
+  log(`flower: ${python()} bench/flower_secagg.py (${flowerCells.length} cells)`);
+  const fr = spawnSync(python(), [resolve('bench/flower_secagg.py')], { input: JSON.stringify({ cells: flowerCells, budget_s: budget.flower }), encoding: 'utf8', maxBuffer: 1 << 26, stdio: ['pipe', 'pipe', 'inherit'] });
   let flower: { flwr_version?: string; numpy_version?: string; pseudo_rand_gen_words_per_s?: number; cells: Record<string, number | string>[]; error?: string };
-  if (fr.status !== 0) flower = { cells: [], error: `flower run failed (${args.python}): ${fr.error?.message ?? `exit ${fr.status}`}` };
+  if (fr.status !== 0) flower = { cells: [], error: `flower run failed (${python()}): ${fr.error?.message ?? `exit ${fr.status}`}` };
   else flower = JSON.parse(fr.stdout);
   for (const [i, r] of results.entries()) {
     const f = flower.cells[i];
