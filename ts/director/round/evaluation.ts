@@ -4,11 +4,10 @@
  * comes back is metrics only, the same whether the experiment runs secure aggregation or not.
  */
 import type { Subscription } from 'nats';
-import { kinds, type TrainResult } from '../../core/messages.ts';
-import { subjects } from '../../core/subjects.ts';
-import type { Peer } from '../../core/trust/index.ts';
+import type { TrainResult } from '../../core/messages.ts';
 import type { Cohort, Stage } from './cohort.ts';
 import type { RoundCollection, RoundContext } from './context.ts';
+import { serveResults, type ResultAck } from './results.ts';
 import type { RoundWorkflow } from './workflow.ts';
 
 /** Inference on a validation split is seconds; this also covers fetching the model. */
@@ -27,11 +26,7 @@ export class EvaluationWorkflow implements RoundWorkflow {
   }
 
   listen(cohort: Cohort): void {
-    const { bus, config, runId } = this.ctx;
-    this.sub = bus.serve(kinds.result, subjects.results(bus.federation, config.name, runId, '*'), (result, sender) => this.receive(cohort, result, sender), {
-      senderInSubject: true,
-      onRefused: (sender, reason) => cohort.drop(sender, `its evaluation was refused: ${reason}`),
-    });
+    this.sub = serveResults(this.ctx, cohort, 'evaluation', (result) => this.receive(cohort, result));
   }
 
   collection(cohort: Cohort): RoundCollection {
@@ -40,13 +35,7 @@ export class EvaluationWorkflow implements RoundWorkflow {
 
   close(): void { this.sub?.unsubscribe(); }
 
-  private receive(cohort: Cohort, result: TrainResult, sender: Peer) {
-    if (result.envoy !== sender.name) {
-      this.ctx.bus.trust.rejections.record(sender.name, 'speaks for another envoy', `an evaluation of ${result.envoy}`);
-      return { accepted: false, reason: `${sender.name} cannot send ${result.envoy}'s evaluation` };
-    }
-    const unexpected = cohort.refusal(result.envoy, result);
-    if (unexpected) return { accepted: false, reason: unexpected };
+  private receive(cohort: Cohort, result: TrainResult): ResultAck {
     if (result.update) {
       cohort.drop(result.envoy, 'it sent an update with its evaluation');
       return { accepted: false, reason: 'an evaluation carries no update' };

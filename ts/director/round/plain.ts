@@ -3,15 +3,14 @@
  * finiteness, norm bound) and then against the rest of the cohort (admission.ts). One stage: training.
  */
 import type { Subscription } from 'nats';
-import { kinds, type TrainResult } from '../../core/messages.ts';
-import { subjects } from '../../core/subjects.ts';
-import type { Peer } from '../../core/trust/index.ts';
+import type { TrainResult } from '../../core/messages.ts';
 import { fetchBlob } from '../../core/transport/blobs.ts';
 import { decodeWeights } from '../../core/weights.ts';
 import { admittedExamples, screenCohort, updateProblem } from '../admission.ts';
 import type { ClientUpdate } from '../strategies/index.ts';
 import type { Cohort, Stage } from './cohort.ts';
 import type { RoundCollection, RoundContext } from './context.ts';
+import { serveResults, type ResultAck } from './results.ts';
 import type { RoundWorkflow } from './workflow.ts';
 
 export class PlainWorkflow implements RoundWorkflow {
@@ -29,12 +28,7 @@ export class PlainWorkflow implements RoundWorkflow {
   }
 
   listen(cohort: Cohort): void {
-    const { bus, config, runId } = this.ctx;
-    this.sub = bus.serve(kinds.result, subjects.results(bus.federation, config.name, runId, '*'), (result, sender) => this.receive(cohort, result, sender), {
-      senderInSubject: true,
-      // A result this round expects but cannot read (malformed, non-finite metrics) ends that envoy's round at once.
-      onRefused: (sender, reason) => cohort.drop(sender, `its result was refused: ${reason}`),
-    });
+    this.sub = serveResults(this.ctx, cohort, 'result', (result) => this.receive(cohort, result));
   }
 
   collection(cohort: Cohort): RoundCollection {
@@ -48,14 +42,8 @@ export class PlainWorkflow implements RoundWorkflow {
 
   close(): void { this.sub?.unsubscribe(); }
 
-  private async receive(cohort: Cohort, result: TrainResult, sender: Peer) {
+  private async receive(cohort: Cohort, result: TrainResult): Promise<ResultAck> {
     const { bus, config, global, round } = this.ctx;
-    if (result.envoy !== sender.name) {
-      bus.trust.rejections.record(sender.name, 'speaks for another envoy', `a result of ${result.envoy}`);
-      return { accepted: false, reason: `${sender.name} cannot send ${result.envoy}'s result` };
-    }
-    const unexpected = cohort.refusal(result.envoy, result);
-    if (unexpected) return { accepted: false, reason: unexpected };
     if (!result.ok || !result.update) {
       cohort.drop(result.envoy, result.rule ? `it refused the round: ${result.error}` : `its training failed: ${result.error ?? 'no update'}`, result.rule);
       return { accepted: true };
