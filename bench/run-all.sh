@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 benches=("$@")
-((${#benches[@]})) || benches=(federation secagg leakage privacy robustness clinical audit)
+((${#benches[@]})) || benches=(federation secagg leakage privacy robustness clinical scale audit)
 failed=()
 for bench in "${benches[@]}"; do
   echo "=== bench: $bench"

@@ -65,6 +65,8 @@ export interface TestFederationOptions {
   withoutPermissions?: boolean;
   /** Provisioned envoys that are not started (a hostile participant's kit, say). */
   idleEnvoys?: string[];
+  /** Envoys share this many processes (simulation at scale); default one each. */
+  envoyProcesses?: number;
   /** Every envoy's device (auto, cpu or gpu). */
   device?: 'auto' | 'cpu' | 'gpu';
   /** The director serves its dashboard (on any free loopback port), with these audit report folders. */
@@ -78,7 +80,7 @@ export async function startTestFederation(options: TestFederationOptions): Promi
     partition: { scheme: 'iid', alpha: 1, seed: 1 }, trainLimit: options.trainLimit ?? 300, testLimit: options.testLimit ?? 200,
     heartbeat: { interval_seconds: 0.5, timeout_seconds: 3 },
     experiment: deepMerge({ start_timeout_seconds: 60, ...(options.protectedDefaults ? {} : PLAIN) }, options.experiment),
-    privacy: options.privacy ?? { preset: 'open' }, device: options.device, dashboard: options.dashboard && { port: 0, auditReports: options.dashboard.auditReports },
+    privacy: options.privacy ?? { preset: 'open' }, envoyProcesses: options.envoyProcesses, device: options.device, dashboard: options.dashboard && { port: 0, auditReports: options.dashboard.auditReports },
   });
   const logs = join(dir, 'logs');
   const envoys = new Map(local.envoys.map((e) => [e.name, e]));

@@ -19,6 +19,7 @@ import { kinds } from '../core/messages.ts';
 import { subjects } from '../core/subjects.ts';
 import { connectBus } from '../core/transport/connection.ts';
 import type { Director } from '../director/director.ts';
+import type { Envoy } from '../envoy/envoy.ts';
 import { finalLine, tableHeader, tableRow } from '../experiment/table.ts';
 import { registerLeakageCommands } from './leakage.ts';
 import { resolveParticipant, withTarget } from './participant.ts';
@@ -55,14 +56,18 @@ envoy.command('ledger').description("this hospital's privacy ledger: every updat
     const { printLedger } = await import('../envoy/policy/print.ts');
     printLedger(loadEnvoyConfig(opts.config));
   });
-envoy.command('start').description('start an envoy and register it with the director')
-  .requiredOption('-c, --config <file>', 'envoy.yaml')
-  .action(async (opts) => {
+envoy.command('start').description('start an envoy and register it with the director; several --config: a simulation, one process and one TensorFlow for many envoys')
+  .requiredOption('-c, --config <file...>', 'envoy.yaml (repeat for several envoys in this process)')
+  .action(async (opts: { config: string[] }) => {
     // The device decides which TensorFlow binding loads, so it is read before anything imports TensorFlow.
-    process.env.SECFLOW_DEVICE ??= loadConfigFile(opts.config, EnvoySchema).device;
+    const devices = new Set(opts.config.map((file) => loadConfigFile(file, EnvoySchema).device));
+    if (devices.size > 1) throw new Error(`envoys in one process share one TensorFlow: their device: keys differ (${[...devices].join(', ')})`);
+    process.env.SECFLOW_DEVICE ??= [...devices][0];
     const { loadEnvoyConfig, startEnvoy } = await roles.envoy();
-    const e = await startEnvoy(loadEnvoyConfig(opts.config));
-    await untilSignal(() => e.stop());
+    // Each envoy keeps its own identity, kit, NATS connection, shard, policy and ledger; only the process is shared.
+    const envoys: Envoy[] = [];
+    for (const file of opts.config) envoys.push(await startEnvoy(loadEnvoyConfig(file)));
+    await untilSignal(async () => { await Promise.all(envoys.map((e) => e.stop())); });
   });
 
 const experiment = program.command('experiment').description('submit and follow experiments');

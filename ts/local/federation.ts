@@ -19,7 +19,7 @@ import { takeShard } from '../core/data/partition.ts';
 import { DEFAULT_PARTITION, writeFederationFiles, type LocalFederationFiles, type LocalFederationSpec } from './federation-files.ts';
 import { startLocalNats, type LocalNats } from './nats-server.ts';
 import { LOCAL_DIRECTOR, LOCAL_SCIENTIST, provisionLocalFederation } from './provisioned.ts';
-import { sharedMachineThreads, spawnRole, waitForOutput, type RoleProcess } from './roles.ts';
+import { sharedMachineThreads, spawnRole, waitForOutput, waitForOutputs, type RoleProcess } from './roles.ts';
 
 export interface LocalRunOptions extends Omit<LocalFederationSpec, 'natsUrl'> {
   /** Explicit opt-out: no kits, a plain server (or `natsUrl`), every role `insecure: true`. */
@@ -60,6 +60,11 @@ export interface StartOptions extends LocalRunOptions {
   withoutPermissions?: boolean;
   /** Testing only: envoys provisioned (kits made, in the roster) but not started, e.g. a hostile participant. */
   idleEnvoys?: string[];
+  /**
+   * Simulation at scale: the envoys share this many processes (one TensorFlow each), e.g. 1 for 100 envoys on one
+   * machine; each envoy keeps its own identity, connection, shard and policy. Default: a process per envoy.
+   */
+  envoyProcesses?: number;
   /** Testing only: start this envoy with another command (a hostile envoy); undefined: `secflow envoy start`. */
   spawnEnvoy?: (name: string, configFile: string, logFile: string) => RoleProcess | undefined;
   /** Whether the roster records each hospital's shard size as its max_examples (default true). */
@@ -95,17 +100,24 @@ export async function startLocalFederation(o: StartOptions): Promise<LocalFedera
     o.say?.(`NATS ${natsUrl}; run folder ${o.dir} (logs/ has each process's output)`);
     o.say?.(kits ? `protection: TLS (mutual, federation CA in ${join(o.dir, 'kits')}), NATS authentication (nkeys, per-identity permissions), signed and sealed messages`
       : 'protection: NONE (--insecure): no TLS, no authentication, no signatures');
-    const threads = sharedMachineThreads(o.envoys.length + 1);
+    const groups = envoyGroups(o.envoys.length, o.envoyProcesses);
+    const threads = sharedMachineThreads(groups.length + 1);
     const director = spawnRole('director', ['director', 'start', '--config', files.director], join(logs, 'director.log'), threads);
     started.push(director);
     await waitForOutput(director, new RegExp(`federation '${o.federation}'`));
     const dashboard = !o.dashboard ? undefined : await dashboardOf(director, o.say);
-    const envoys = files.envoys.map((file, i) => {
-      const log = join(logs, `${o.envoys[i]}.log`);
-      return o.spawnEnvoy?.(o.envoys[i], file, log) ?? spawnRole(o.envoys[i], ['envoy', 'start', '--config', file], log, threads);
+    const envoys = groups.map((members) => {
+      if (members.length === 1) {
+        const [i] = members;
+        const log = join(logs, `${o.envoys[i]}.log`);
+        return o.spawnEnvoy?.(o.envoys[i], files.envoys[i], log) ?? spawnRole(o.envoys[i], ['envoy', 'start', '--config', files.envoys[i]], log, threads);
+      }
+      const name = `envoys-${o.envoys[members[0]]}-to-${o.envoys[members.at(-1)!]}`;
+      return spawnRole(name, ['envoy', 'start', ...members.flatMap((i) => ['--config', files.envoys[i]])], join(logs, `${name}.log`), threads);
     });
     started.push(...envoys);
-    await Promise.all(envoys.map((e) => waitForOutput(e, /registered with the director/, o.registrationTimeoutMs)));
+    await Promise.all(groups.map((members, g) => waitForOutputs(envoys[g],
+      members.map((i) => new RegExp(`\\[envoy ${o.envoys[i]}\\] registered with the director`)), o.registrationTimeoutMs)));
     scientist = await connectBus({ url: natsUrl, kit: kits?.[LOCAL_SCIENTIST], insecure: !kits, name: LOCAL_SCIENTIST, federation: o.federation },
       'secflow-local', new Logger('scientist'));
     return { nats: nats!, files, kits, director, envoys, scientist, dashboard, stop };
@@ -129,6 +141,16 @@ export async function runLocalFederation(o: StartOptions): Promise<LocalRun> {
     process.off('SIGINT', onSigint);
     await federation?.stop();
   }
+}
+
+/** Envoy indices per process: contiguous groups, as even as they divide. */
+function envoyGroups(count: number, processes = count): number[][] {
+  const k = Math.max(1, Math.min(count, processes));
+  return Array.from({ length: k }, (_, g) => {
+    const from = Math.floor((g * count) / k);
+    const to = Math.floor(((g + 1) * count) / k);
+    return Array.from({ length: to - from }, (_, j) => from + j);
+  });
 }
 
 /** The director's dashboard line (it names the address and the access file, never the token). */

@@ -50,24 +50,42 @@ function spawnLogged(name: string, command: string, args: string[], logFile: str
 }
 
 /** Resolves when a line matching `pattern` appears in the process output. */
-export function waitForOutput(role: RoleProcess, pattern: RegExp, timeoutMs = 120_000): Promise<string> {
+export async function waitForOutput(role: RoleProcess, pattern: RegExp, timeoutMs = 120_000): Promise<string> {
+  return (await waitForOutputs(role, [pattern], timeoutMs))[0];
+}
+
+/** Resolves once the role has printed a line matching each pattern (in any order), with those lines. One listener, however many patterns. */
+export function waitForOutputs(role: RoleProcess, patterns: RegExp[], timeoutMs = 120_000): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    let buffer = '';
-    const onData = (d: Buffer) => {
-      buffer += d.toString();
-      const match = buffer.split('\n').find((line) => pattern.test(line));
-      if (match) { cleanup(); resolve(match); }
+    const found: (string | undefined)[] = patterns.map(() => undefined);
+    let pending = patterns.length;
+    let tail = '';
+    // Lines are split per stream: a partial stdout line must not join a stderr chunk.
+    const reader = () => {
+      let partial = '';
+      return (d: Buffer) => {
+        tail = (tail + d.toString()).slice(-2000);
+        const lines = (partial + d.toString()).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) {
+          patterns.forEach((p, i) => { if (found[i] === undefined && p.test(line)) { found[i] = line; pending--; } });
+        }
+        if (pending === 0) { cleanup(); resolve(found as string[]); }
+      };
     };
-    const onExit = (code: number | null) => { cleanup(); reject(new Error(`${role.name} exited (${code}) before printing ${pattern}:\n${buffer.slice(-2000)}`)); };
-    const timer = setTimeout(() => { cleanup(); reject(new Error(`${role.name} did not print ${pattern} within ${timeoutMs} ms:\n${buffer.slice(-2000)}`)); }, timeoutMs);
+    const onStdout = reader();
+    const onStderr = reader();
+    const missing = () => patterns.filter((_, i) => found[i] === undefined).slice(0, 5).join(', ');
+    const onExit = (code: number | null) => { cleanup(); reject(new Error(`${role.name} exited (${code}) before printing ${missing()}:\n${tail}`)); };
+    const timer = setTimeout(() => { cleanup(); reject(new Error(`${role.name} did not print ${missing()} within ${timeoutMs} ms:\n${tail}`)); }, timeoutMs);
     const cleanup = () => {
       clearTimeout(timer);
-      role.child.stdout!.off('data', onData);
-      role.child.stderr!.off('data', onData);
+      role.child.stdout!.off('data', onStdout);
+      role.child.stderr!.off('data', onStderr);
       role.child.off('exit', onExit);
     };
-    role.child.stdout!.on('data', onData);
-    role.child.stderr!.on('data', onData);
+    role.child.stdout!.on('data', onStdout);
+    role.child.stderr!.on('data', onStderr);
     role.child.once('exit', onExit);
   });
 }
