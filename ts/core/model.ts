@@ -5,6 +5,7 @@
  * to know about them.
  */
 import { tf } from './tf.ts';
+import './fast-gradients.ts'; // registers the faster ReLU gradient every trainer uses
 import { tfSeed } from './seeds.ts';
 import { applyTorchDefaultInit } from './torch-init.ts';
 import { ARCHITECTURES } from './architectures.ts';
