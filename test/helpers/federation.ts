@@ -67,6 +67,8 @@ export interface TestFederationOptions {
   idleEnvoys?: string[];
   /** Envoys share this many processes (simulation at scale); default one each. */
   envoyProcesses?: number;
+  /** Heartbeats (default: every 0.5 s, silent after 3 s, so dropout tests are quick). */
+  heartbeat?: { interval_seconds: number; timeout_seconds: number };
   /** Every envoy's device (auto, cpu or gpu). */
   device?: 'auto' | 'cpu' | 'gpu';
   /** The director serves its dashboard (on any free loopback port), with these audit report folders. */
@@ -78,7 +80,7 @@ export async function startTestFederation(options: TestFederationOptions): Promi
   const local: LocalFederation = await startLocalFederation({
     dir, federation: 'testfed', dataPath: PNEUMONIAMNIST, envoys: options.envoys, insecure: options.insecure, withoutPermissions: options.withoutPermissions, idleEnvoys: options.idleEnvoys,
     partition: { scheme: 'iid', alpha: 1, seed: 1 }, trainLimit: options.trainLimit ?? 300, testLimit: options.testLimit ?? 200,
-    heartbeat: { interval_seconds: 0.5, timeout_seconds: 3 },
+    heartbeat: options.heartbeat ?? { interval_seconds: 0.5, timeout_seconds: 3 },
     experiment: deepMerge({ start_timeout_seconds: 60, ...(options.protectedDefaults ? {} : PLAIN) }, options.experiment),
     privacy: options.privacy ?? { preset: 'open' }, envoyProcesses: options.envoyProcesses, device: options.device, dashboard: options.dashboard && { port: 0, auditReports: options.dashboard.auditReports },
   });
