@@ -23,6 +23,7 @@ import { runExperimentRemotely } from '../ts/experiment/client.ts';
 import { startLocalFederation } from '../ts/local/federation.ts';
 import { loadConfigFile } from '../ts/core/config/load.ts';
 import { demoExperiment } from '../ts/demo/experiment.ts';
+import { effectiveNeighbours } from '../ts/core/secagg/params.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const { values: args } = parseArgs({
@@ -83,7 +84,7 @@ async function measure(n: number): Promise<SizeRow> {
     const nats = natsPid();
     if (nats) byProcess['nats-server'] = peakMiB(nats);
     const roundEvents = events.filter((e) => e.type === 'round');
-    const k = n <= 8 ? n - 1 : 2 * Math.ceil(Math.log2(n));
+    const k = effectiveNeighbours(config.secagg.neighbours, n); // the director's own rule, not a copy of it
     return {
       envoys: n, envoy_processes: fed.envoys.length, neighbours: `${k} (auto)`, registration_seconds: registration,
       round_seconds: roundEvents.map((e) => e.seconds ?? NaN), max_round_seconds: Math.max(...roundEvents.map((e) => e.seconds ?? NaN)),
