@@ -1,15 +1,16 @@
 /**
  * Robustness bench (not a test): what one hostile participant does to a 10-envoy federation, and what the
  * director's bounds and the robust strategies leave of it. Writes bench/results/robustness.json:
- *   rows: {strategy, secagg, bounds, hostile, test_auc, refused_rounds, hostile_refusals}
+ *   rows: {strategy, secagg, sub_cohort_size, bounds, hostile, test_auc, refused_rounds, hostile_refusals, ...}
  *   strategy  fedavg (plain FedAvg: no bounds, no caps), fedavg_bounds (norm bound, cohort screen, weight cap
  *             0.2, provisioned example caps), median, trimmed_mean (robust, with the same bounds); secagg: the
- *             bounded FedAvg under secure aggregation
+ *             bounded FedAvg under secure aggregation, as one secure sum of all ten or as secure sums of
+ *             sub-cohorts of three (sub_cohort_size 3), and the median of those sums
  *   hostile   none | sign_flip | scale100 | inflated_examples (registers and claims 1,000,000 examples)
  * The hostile envoy (test/adversary/hostile-envoy.ts) is a real provisioned envoy with a real shard that
  * tampers with its update every round.
  *
- *   npx tsx bench/robustness.bench.ts [--rounds 3] [--envoys 10] [--width 8] [--only fedavg,median] [--hostile none,sign_flip] [--max-weight-fraction 0.2] [--keep]
+ *   npx tsx bench/robustness.bench.ts [--rounds 3] [--envoys 10] [--width 8] [--only fedavg,median,fedavg_bounds+secagg,median+secagg+sub3] [--hostile none,sign_flip] [--max-weight-fraction 0.2] [--keep]
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -37,7 +38,8 @@ const { values: args } = parseArgs({
 });
 
 type Hostile = 'none' | 'sign_flip' | 'scale100' | 'inflated_examples';
-interface Setting { strategy: 'fedavg' | 'fedavg_bounds' | 'median' | 'trimmed_mean'; secagg: boolean; bounds: boolean }
+/** `subCohorts`: secure sums of sub-cohorts of at least this many envoys (secagg.sub_cohort_size), 0: one sum of all. */
+interface Setting { strategy: 'fedavg' | 'fedavg_bounds' | 'median' | 'trimmed_mean'; secagg: boolean; bounds: boolean; subCohorts?: number }
 
 const SETTINGS: Setting[] = [
   { strategy: 'fedavg', secagg: false, bounds: false },
@@ -45,6 +47,8 @@ const SETTINGS: Setting[] = [
   { strategy: 'median', secagg: false, bounds: true },
   { strategy: 'trimmed_mean', secagg: false, bounds: true },
   { strategy: 'fedavg_bounds', secagg: true, bounds: true },
+  { strategy: 'fedavg_bounds', secagg: true, bounds: true, subCohorts: 3 },
+  { strategy: 'median', secagg: true, bounds: true, subCohorts: 3 },
 ];
 const HOSTILES: Hostile[] = ['none', 'sign_flip', 'scale100', 'inflated_examples'];
 const MODE: Record<Exclude<Hostile, 'none'>, string> = { sign_flip: 'sign_flip', scale100: 'scale100', inflated_examples: 'inflated' };
@@ -57,11 +61,13 @@ const rounds = Number(args.rounds);
 const envoys = envoyNames(Number(args.envoys));
 const hostileEnvoy = envoys[envoys.length - 1];
 const dataPath = findPneumoniaMnist(args.data, 'pass --data');
-const settings = SETTINGS.filter((s) => !args.only || args.only.split(',').includes(s.strategy + (s.secagg ? '+secagg' : '')) || args.only.split(',').includes(s.strategy));
+/** A setting's name for --only: strategy, then +secagg, then +sub<size> (e.g. median+secagg+sub3). */
+const settingName = (s: Setting) => s.strategy + (s.secagg ? '+secagg' : '') + (s.subCohorts ? `+sub${s.subCohorts}` : '');
+const settings = SETTINGS.filter((s) => !args.only || args.only.split(',').includes(settingName(s)));
 const hostiles = HOSTILES.filter((h) => !args.hostile || args.hostile.split(',').includes(h));
 
 async function runRow(setting: Setting, hostile: Hostile) {
-  const name = `${setting.strategy}${setting.secagg ? '-secagg' : ''}-${hostile}`.replace(/_/g, '-');
+  const name = `${settingName(setting)}-${hostile}`.replace(/[_+]/g, '-');
   const dir = resolve('runs', `bench-robustness-${name}-${Date.now()}`);
   const aggregation = setting.bounds
     ? { ...BOUNDED, strategy: setting.strategy === 'fedavg_bounds' ? 'fedavg' : setting.strategy, min_envoys: 2 }
@@ -71,7 +77,7 @@ async function runRow(setting: Setting, hostile: Hostile) {
     // Defenses against leakage off: this bench is about influence, and its recorded rows ran without them.
     model: { width: Number(args.width), seed: 1, precode: { enabled: false } },
     training: { optimizer: 'adam', learning_rate: 0.001, local_epochs: 1, batch_size: 32, class_weighting: true, batch_norm_statistics: 'batch' },
-    aggregation, secagg: { enabled: setting.secagg }, start_timeout_seconds: 600, round_timeout_seconds: 1800,
+    aggregation, secagg: { enabled: setting.secagg, sub_cohort_size: setting.subCohorts ?? 0 }, start_timeout_seconds: 600, round_timeout_seconds: 1800,
   };
   const events: ExperimentEvent[] = [];
   const started = performance.now();
@@ -90,11 +96,13 @@ async function runRow(setting: Setting, hostile: Hostile) {
     const director = readFileSync(join(dir, 'logs', 'director.log'), 'utf8');
     return {
       strategy: setting.strategy === 'fedavg_bounds' && setting.secagg ? 'fedavg_bounds' : setting.strategy,
-      secagg: setting.secagg, bounds: setting.bounds, hostile,
+      secagg: setting.secagg, sub_cohort_size: setting.subCohorts ?? 0, bounds: setting.bounds, hostile,
       test_auc: final.test?.roc_auc ?? null,
       test_accuracy: final.test?.accuracy ?? null,
       refused_rounds: events.filter((e) => e.type === 'round_failed').length,
       hostile_refusals: (director.match(new RegExp(`continuing without ${hostileEnvoy}: its update`, 'g')) ?? []).length,
+      refused_sub_cohorts: (director.match(/sub-cohort [^\n]* refused: |continuing without the secure sum of/g) ?? []).length,
+      hostile_excluded: new RegExp(`${hostileEnvoy} is excluded from the rest`).test(director),
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
@@ -110,7 +118,7 @@ for (const setting of settings) {
   for (const hostile of hostiles) {
     const row = await runRow(setting, hostile);
     rows.push(row);
-    console.log(`${row.strategy.padEnd(14)} secagg=${String(row.secagg).padEnd(5)} hostile=${hostile.padEnd(18)} test AUC ${row.test_auc?.toFixed(4)}  ` +
+    console.log(`${row.strategy.padEnd(14)} secagg=${String(row.secagg).padEnd(5)} sub-cohorts=${row.sub_cohort_size} hostile=${hostile.padEnd(18)} test AUC ${row.test_auc?.toFixed(4)}  ` +
       `(${row.refused_rounds} rounds refused, ${row.hostile_refusals} hostile updates refused, ${row.seconds.toFixed(0)} s)`);
     mkdirSync(dirname(out), { recursive: true });
     writeFileSync(out, JSON.stringify({

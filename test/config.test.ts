@@ -57,7 +57,10 @@ test('a partition index outside the shard count is refused', (t) => {
   t.regex(t.throws(() => loadEnvoyConfig(e))!.message, /partition.index must be below num_shards/);
 });
 
-test('a robust strategy cannot be combined with secure aggregation, which hides the updates it needs', (t) => {
+test('a robust strategy needs several updates: with secure aggregation, only over sub-cohort sums', (t) => {
   const error = t.throws(() => loadConfigFile(file('e.yaml', 'name: demo\nrounds: 1\naggregation: {strategy: median}\nsecagg: {enabled: true}\n'), ExperimentSchema));
-  t.regex(error!.message, /aggregation\.strategy: median needs each envoy's update, which secure aggregation hides/);
+  t.regex(error!.message, /aggregation\.strategy: median needs several updates, and one secure sum hides them: .*secagg\.sub_cohort_size/);
+  const ok = loadConfigFile(file('e2.yaml', 'name: demo\nrounds: 1\naggregation: {strategy: median}\nsecagg: {enabled: true, sub_cohort_size: 3}\n'), ExperimentSchema);
+  t.is(ok.secagg.sub_cohort_size, 3);
+  t.regex(t.throws(() => loadConfigFile(file('e3.yaml', 'name: demo\nrounds: 1\nsecagg: {sub_cohort_size: 1}\n'), ExperimentSchema))!.message, /a sub-cohort of 1 would be one envoy's update/);
 });

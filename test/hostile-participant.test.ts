@@ -26,7 +26,10 @@ import type { HostileMode } from './adversary/hostile-envoy.ts';
 const HONEST = ['a', 'b', 'c'];
 const HOSTILE = 'mallory';
 const ALL_HOSTILE_INPUTS: HostileMode[] = ['oversized', 'nan', 'inf', 'wrong_shape', 'scale100', 'sign_flip', 'inflated', 'flood'];
-const PLAN: Record<string, HostileMode[]> = { nan: ['nan', 'honest'], inflated: ['inflated'], hostile: ALL_HOSTILE_INPUTS, 'secagg-hostile': ['scale100', 'honest'] };
+const PLAN: Record<string, HostileMode[]> = {
+  nan: ['nan', 'honest'], inflated: ['inflated'], hostile: ALL_HOSTILE_INPUTS, 'secagg-hostile': ['scale100', 'honest'],
+  'secagg-sub-cohorts': ['scale100', 'scale100', 'scale100', 'scale100'],
+};
 
 let fed: TestFederation;
 let mallory: RoleProcess;
@@ -35,6 +38,9 @@ let malloryBus: Bus;
 test.before(async () => {
   fed = await startTestFederation({
     envoys: HONEST, idleEnvoys: [HOSTILE], trainLimit: 300,
+    // The production silence timeout (10 s), not the helper's 3 s: nothing here tests dropouts, and the flood
+    // round on a loaded 2-core machine once delayed every heartbeat past 3 s (as in test/fuzz.test.ts).
+    heartbeat: { interval_seconds: 0.5, timeout_seconds: 10 },
     experiment: { name: 'warmup', rounds: 1, min_envoys_to_start: 4, model: { width: 4, seed: 1 }, training: { batch_size: 16 } },
   });
   // mallory's envoy.yaml: a's, under its own name and kit.
@@ -213,5 +219,28 @@ test.serial('under secure aggregation an envoy clips to the bound, and an unboun
   t.regex(failed[0].message!, /the unmasked aggregate's L2 norm [\d.]+ exceeds what updates within aggregation\.max_update_norm 1 can sum to/);
   t.deepEqual(events.filter((e) => e.type === 'round').map((e) => e.round), [1], 'round 2, all honest, is aggregated');
   t.regex(fed.log('a'), /clipped to the experiment's bound 1/);
+  await heartbeatsServed(t);
+});
+
+test.serial('in secure sub-cohorts an unbounded update spoils only its own, and its sender is found and excluded', async (t) => {
+  // Four envoys in sub-cohorts of two: the director learns two sums a round. mallory's x100 spoils its sum
+  // every round; its partners change, so two refused rounds in a row single it out.
+  const config = experiment('secagg-sub-cohorts', 4, {
+    secagg: { enabled: true, sub_cohort_size: 2, exclude_after: 2 }, aggregation: { min_envoys: 1, max_update_norm: 1 },
+  });
+  const { final, events } = await fed.run(undefined, config);
+  t.is(final.type, 'finished', final.message);
+  t.deepEqual(events.filter((e) => e.type === 'round_failed').map((e) => e.message), [], 'no round fails');
+  t.deepEqual(events.filter((e) => e.type === 'round').map((e) => e.round), [0, 1, 2, 3]);
+  const director = fed.log('director');
+  for (const round of [1, 2]) {
+    t.regex(director, new RegExp(`round ${round}: sub-cohort [a-z, ]*mallory[a-z, ]* refused: the unmasked aggregate's L2 norm`), `round ${round}: mallory's sub-cohort is refused`);
+  }
+  t.regex(director, /round 2: mallory is excluded from the rest of 'secagg-sub-cohorts': its sub-cohort's secure sum was refused in 2 rounds in a row/);
+  t.notRegex(director, /round \d: [abc] is excluded/, 'no honest envoy is excluded');
+  // Rounds 3 and 4: one secure sum of the three honest envoys, without mallory.
+  for (const round of [3, 4]) t.regex(director, new RegExp(`'secagg-sub-cohorts' round ${round}/4 \\(run \\w+\\): training on a, b, c\\n`));
+  t.regex(director, /round 3: secure sum of a, b, c/);
+  t.true(Number.isFinite(final.test!.loss));
   await heartbeatsServed(t);
 });

@@ -74,6 +74,8 @@ export function cappedExamples(examples: number[], cap: number): number[] {
 
 /** FedAvg's input after the weight cap: the same updates with capped example counts. */
 export function withWeightCap(updates: ClientUpdate[], config: ExperimentConfig): ClientUpdate[] {
+  // Secure sums were weighed with capped counts per member already; capping the sums again would skew them.
+  if (updates.some((u) => u.members)) return updates;
   const examples = cappedExamples(updates.map((u) => u.examples), config.aggregation.max_weight_fraction);
   return updates.map((u, i) => ({ ...u, examples: examples[i] }));
 }
@@ -117,6 +119,19 @@ function cosineOf(a: Float32Array, b: Float32Array): number {
   let bb = 0;
   for (let i = 0; i < a.length; i++) { ab += a[i] * b[i]; aa += a[i] * a[i]; bb += b[i] * b[i]; }
   return aa === 0 || bb === 0 ? 1 : ab / Math.sqrt(aa * bb);
+}
+
+/**
+ * The new global model, moved at most `maxNorm` from the old one. FedAvg of bounded updates never moves
+ * further; a coordinate-wise median or trimmed mean of them can (by up to √n times), and the envoys check
+ * every model against the bound (envoy/director-checks/trajectory.ts), so the step is scaled back to it.
+ */
+export function boundedStep(global: FlatWeights, next: FlatWeights, maxNorm: number): FlatWeights {
+  const step = next.values.map((v, i) => v - global.values[i]);
+  const norm = l2Norm(step);
+  if (!(norm > maxNorm)) return next;
+  const scale = maxNorm / norm;
+  return { manifest: next.manifest, values: global.values.map((v, i) => v + step[i] * scale) };
 }
 
 /** A new global model the director refuses to adopt: non-finite weights, or batch-norm variances below zero. */

@@ -21,7 +21,8 @@ import { collectRound, type RoundCollection } from './round/index.ts';
 import { offerModel } from './round/offer.ts';
 import { configDigest, RunFolder, type RunState } from './run-folder.ts';
 import { makeStrategy, type AggregationStrategy } from './strategies/index.ts';
-import { modelProblem, withWeightCap } from './admission.ts';
+import { boundedStep, modelProblem, withWeightCap } from './admission.ts';
+import { SubCohortWatch } from './round/sub-cohorts.ts';
 import { federatedThreshold } from './threshold.ts';
 import { exportFinalModel, MODEL_DIR, type FinishedRun } from './model-card.ts';
 
@@ -68,24 +69,32 @@ export async function runExperiment(deps: RunnerDeps, config: ExperimentConfig):
   publish({ experiment: config.name, type: 'started', round: state.next_round, rounds: config.rounds, run_dir: folder.dir });
   const runId = randomUUID().replaceAll('-', '').slice(0, 8);
   const strategy = makeStrategy(config.aggregation);
+  // Refused sub-cohorts over the rounds: an envoy in one round after round is found and excluded (secure sub-cohorts only).
+  const watch = new SubCohortWatch(config.secagg.exclude_after);
   let lastTest: ClassificationMetrics | undefined;
   try {
     if (config.secagg.enabled) loadNative(); // fail now, with the build instructions, not in round 1
     await waitForEnvoys(deps, config);
     for (let round = state.next_round; round < config.rounds; round++) {
       const started = performance.now();
-      const participants = selectParticipants(deps.registry, config);
+      const participants = selectParticipants(deps.registry, config).filter((e) => !watch.isExcluded(e));
       const { offered, sha256: globalSha256 } = offerModel(bus, global, participants, deps.maxChunkBytes);
       let collection: RoundCollection;
       try {
         log.info(`'${config.name}' round ${round + 1}/${config.rounds} (run ${runId}): training on ${participants.join(', ') || 'nobody'}`);
-        const ctx = { bus, config, runId, round, globalWeights: offered, globalSha256, global, participants, registry: deps.registry, log };
+        const ctx = {
+          bus, config, runId, round, globalWeights: offered, globalSha256, global, participants, registry: deps.registry, log,
+          suspicion: (envoy: string) => watch.suspicion(envoy),
+        };
         const audited = config.audit.enabled;
         collection = await collectRound({ ...ctx, audit: audited ? { kind: 'round' } : undefined });
         if (audited) recordReceived(folder.dir, 'round', round, config, global, collection);
         if (audited && config.audit.probe) await runProbe(ctx, folder.dir);
       } finally {
         offered.close();
+      }
+      for (const { envoy, reason } of watch.record(collection.subCohorts ?? [])) {
+        log.warn(`round ${round + 1}: ${envoy} is excluded from the rest of '${config.name}': ${reason}`);
       }
       logEnvoyMetrics(folder, round, collection);
       const dropped = collection.dropped.map((d) => d.envoy);
@@ -155,7 +164,7 @@ function nextGlobal(strategy: AggregationStrategy, global: FlatWeights, collecti
     };
   }
   const updates = (MEAN_STRATEGIES as readonly string[]).includes(strategy.name) ? withWeightCap(collection.updates, config) : collection.updates;
-  const next = strategy.aggregate(global, updates);
+  const next = boundedStep(global, strategy.aggregate(global, updates), config.aggregation.max_update_norm);
   const problem = modelProblem(next);
   if (problem) return { failure: `round ${round + 1} failed: ${problem}` };
   return { global: next };

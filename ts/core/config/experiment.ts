@@ -96,7 +96,7 @@ export const MEAN_STRATEGIES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi'] as co
 
 export const AggregationSchema = z.object({
   strategy: z.enum([...MEAN_STRATEGIES, 'median', 'trimmed_mean']).default('fedavg')
-    .describe('fedavg: weighted by example counts; fedavgm / fedadam / fedyogi: a server optimizer on the FedAvg mean; median / trimmed_mean: coordinate-wise, robust to a few hostile updates (not with secagg)'),
+    .describe('fedavg: weighted by example counts; fedavgm / fedadam / fedyogi: a server optimizer on the FedAvg mean; median / trimmed_mean: coordinate-wise, robust to a few hostile updates (with secagg: over sub-cohort sums, secagg.sub_cohort_size)'),
   server: ServerOptimizerSchema.default({}).describe('fedavgm / fedadam / fedyogi only'),
   min_envoys: z.number().int().min(1).default(1).describe('a round with fewer results fails'),
   trim_fraction: z.number().min(0).lt(0.5).default(0.2).describe('trimmed_mean: fraction cut from each end per coordinate'),
@@ -105,9 +105,9 @@ export const AggregationSchema = z.object({
   max_weight_fraction: z.number().gt(0).max(1).default(1)
     .describe('fedavg: no envoy\'s weight above this share of the total (1 = no cap)'),
   min_cosine: z.number().min(-1).max(1).default(0)
-    .describe('without secagg, 3+ updates: refuse one whose cosine with the coordinate-wise median of the others is below this (-1 = off)'),
+    .describe('3+ updates (without secagg, or sub-cohort sums with it): refuse one whose cosine with the coordinate-wise median of the others is below this (-1 = off)'),
   max_norm_ratio: z.number().gt(1).default(10)
-    .describe('without secagg, 3+ updates: refuse one whose L2 norm is more than this many times the median of the others\''),
+    .describe('3+ updates (without secagg, or sub-cohort sums with it): refuse one whose L2 norm is more than this many times the median of the others\''),
 }).strict();
 
 export const SecAggSchema = z.object({
@@ -122,6 +122,12 @@ export const SecAggSchema = z.object({
     .describe('example-weighted deltas are clipped to [-clip, clip] before quantizing (cover BatchNorm statistics too)'),
   bits: z.number().int().min(8).max(32).default(32).describe('aggregation modulus 2^bits'),
   stage_timeout_seconds: z.number().positive().default(60).describe('per protocol stage, except the masked input (which waits for training)'),
+  sub_cohort_size: z.number().int().min(0).refine((n) => n !== 1, 'a sub-cohort of 1 would be one envoy\'s update: use 0 or at least 2').default(0)
+    .describe('0: one secure sum of the whole round (the largest crowd). n >= 2: the round\'s envoys are dealt into disjoint sub-cohorts of at least n, ' +
+      'each summed securely: the director learns one sum per sub-cohort, refuses an out-of-bounds one instead of the round, ' +
+      'combines the sums with the strategy (median and trimmed_mean too) and excludes an envoy whose sub-cohorts keep being refused'),
+  exclude_after: z.number().int().min(1).default(3)
+    .describe('sub-cohorts: exclude an envoy from the experiment after its sub-cohort was refused this many rounds in a row (each time with other partners)'),
 }).strict();
 export type SecAggConfig = z.infer<typeof SecAggSchema>;
 
@@ -189,8 +195,11 @@ export const ExperimentSchema = z.object({
   if (e.model.precode.enabled && e.training.dp.enabled) {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['training', 'dp'], message: 'DP-SGD cannot be combined with model.precode (its KL term is not clipped per example); choose one' });
   }
-  if (e.secagg.enabled && !(MEAN_STRATEGIES as readonly string[]).includes(e.aggregation.strategy)) {
-    ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['aggregation', 'strategy'], message: `${e.aggregation.strategy} needs each envoy's update, which secure aggregation hides: use ${MEAN_STRATEGIES.join(', ')} with secagg` });
+  if (e.secagg.enabled && !e.secagg.sub_cohort_size && !(MEAN_STRATEGIES as readonly string[]).includes(e.aggregation.strategy)) {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom, path: ['aggregation', 'strategy'],
+      message: `${e.aggregation.strategy} needs several updates, and one secure sum hides them: use ${MEAN_STRATEGIES.join(', ')}, or set secagg.sub_cohort_size to combine sub-cohort sums`,
+    });
   }
   if (e.training.dp.enabled && e.training.batch_norm_statistics === 'shard') {
     ctx.addIssue({ code: z.ZodIssueCode.custom, path: ['training', 'batch_norm_statistics'], message: "batch_norm_statistics: shard computes statistics over the whole shard outside DP-SGD's accounting; use 'batch' with dp" });

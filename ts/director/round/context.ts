@@ -7,6 +7,7 @@ import type { OfferedBlob } from '../../core/transport/blobs.ts';
 import type { FlatWeights } from '../../core/weights.ts';
 import type { EnvoyRegistry } from '../registry.ts';
 import type { ClientUpdate } from '../strategies/index.ts';
+import type { SubCohortOutcome } from './sub-cohorts.ts';
 
 export interface RoundContext {
   bus: Bus;
@@ -26,6 +27,8 @@ export interface RoundContext {
   audit?: TrainTask['audit'];
   /** The evaluation round after the last one (evaluation.ts): metrics and operating points, no training. */
   evaluate?: true;
+  /** How many rounds in a row an envoy's sub-cohort was refused (sub-cohorts.ts): suspects are dealt apart. */
+  suspicion?: (envoy: string) => number;
 }
 
 /** An envoy that left the round, and why; `rule` when its privacy policy refused the task (envoy.yaml key). */
@@ -39,6 +42,8 @@ export interface RoundCollection {
   contributors?: number;
   /** Set when the round cannot produce an aggregate; says why. */
   failure?: string;
+  /** A round in secure sub-cohorts: each group, and why it was refused (the runner's SubCohortWatch learns from it). */
+  subCohorts?: SubCohortOutcome[];
 }
 
 /** Raised to end the round as failed (not the experiment): the message says why. */

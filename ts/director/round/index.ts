@@ -27,7 +27,7 @@ export async function collectRound(ctx: RoundContext): Promise<RoundCollection> 
   const cohort = new Cohort(ctx);
   try {
     const taskFor = (envoy: string): TrainTask => ({ ...baseTask(ctx, cohort, envoy), ...workflow.taskExtras(envoy) });
-    if (ctx.participants.length) workflow.bind?.(taskFor(ctx.participants[0]));
+    if (ctx.participants.length) workflow.bind?.(taskFor);
     workflow.listen(cohort);
     await ctx.bus.flush(); // answers may come as soon as the first task is accepted
     await cohort.run(workflow.stages(cohort), taskFor);

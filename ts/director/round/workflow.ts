@@ -10,8 +10,8 @@ import type { RoundCollection } from './context.ts';
 export interface RoundWorkflow {
   /** What this workflow adds to `envoy`'s task (secure aggregation's round parameters). */
   taskExtras(envoy: string): Partial<TrainTask>;
-  /** Sees one complete task before any goes out (secure aggregation binds its keys to the task's digest). */
-  bind?(sample: TrainTask): void;
+  /** Sees the complete tasks before any goes out (secure aggregation binds each sum's keys to its task's digest). */
+  bind?(taskFor: (envoy: string) => TrainTask): void;
   /** Subscribes to the envoys' answers; called before any task goes out. */
   listen(cohort: Cohort): void;
   stages(cohort: Cohort): Stage[];
