@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Build the Node addon (napi-rs, Rust) and place it at
-# bindings/native/secflow_native.node, where bindings/native.cjs loads it.
-# Idempotent: cargo's own freshness check makes an up-to-date build take
-# well under a second, and the copy is skipped when the file is unchanged.
+# Build the Node addon (napi-rs, Rust) with napi-rs's own CLI and install its two outputs:
+#   bindings/native/secflow_native.node  the addon, loaded by bindings/native.cjs;
+#   bindings/index.d.ts                  its TypeScript declarations, generated from the #[napi] items
+#                                        (bindings/native/src): never edit them by hand.
+# Idempotent: cargo's freshness check makes an up-to-date build take about a second, and each file is
+# replaced only when it changed (by rename, so a running node never sees a partial addon).
 #   usage: bindings/build.sh [--quiet] [--debug]
 set -euo pipefail
 
@@ -23,29 +25,34 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "bindings/build.sh: cargo not found (install a Rust toolchain, e.g. via rustup)" >&2
   exit 1
 fi
-
-cargo_args=(build -p secflow-native)
-[[ "$profile" == release ]] && cargo_args+=(--release)
-if [[ $quiet == 1 ]]; then
-  cargo "${cargo_args[@]}" --quiet
-else
-  cargo "${cargo_args[@]}"
+if [[ ! -x node_modules/.bin/napi ]]; then
+  echo "bindings/build.sh: napi-rs's CLI is missing (npm install, or bash scripts/setup.sh)" >&2
+  exit 1
 fi
 
-target_dir="${CARGO_TARGET_DIR:-$root/target}"
-case "$(uname -s)" in
-  Darwin) lib="libsecflow_native.dylib" ;;
-  MINGW*|MSYS*|CYGWIN*) lib="secflow_native.dll" ;;
-  *) lib="libsecflow_native.so" ;;
-esac
-src="$target_dir/$profile/$lib"
-dst="$root/bindings/native/secflow_native.node"
+# napi's destination and --dts are relative to the working directory and the crate; stage both in target/.
+out="target/napi-out"
+args=(build -c bindings/native/package.json --cargo-cwd bindings/native --js false --dts index.d.ts)
+[[ "$profile" == release ]] && args+=(--release)
+args+=("$out")
+if [[ $quiet == 1 ]]; then
+  log="$(mktemp)"
+  node_modules/.bin/napi "${args[@]}" >"$log" 2>&1 || { cat "$log" >&2; rm -f "$log"; exit 1; }
+  rm -f "$log"
+else
+  node_modules/.bin/napi "${args[@]}"
+fi
 
-if [[ ! -f "$dst" ]] || ! cmp -s "$src" "$dst"; then
-  # Copy to a temp name and rename, so a running node never sees a partial file.
+# install <built file> <destination>: a copy under a temp name, then a rename; nothing when unchanged.
+install_output() {
+  local src="$1" dst="$2"
+  if [[ -f "$dst" ]] && cmp -s "$src" "$dst"; then
+    [[ $quiet == 1 ]] || echo "bindings/build.sh: $dst is up to date"
+    return
+  fi
   cp "$src" "$dst.tmp.$$"
   mv -f "$dst.tmp.$$" "$dst"
   [[ $quiet == 1 ]] || echo "bindings/build.sh: wrote $dst"
-else
-  [[ $quiet == 1 ]] || echo "bindings/build.sh: $dst is up to date"
-fi
+}
+install_output "$out/secflow_native.node" bindings/native/secflow_native.node
+install_output "$out/index.d.ts" bindings/index.d.ts

@@ -21,6 +21,7 @@ pub struct MaskTerm {
     /// 32-byte PRG seed.
     pub seed: Buffer,
     /// "add" or "sub": what to do with the mask.
+    #[napi(ts_type = "'add' | 'sub'")]
     pub op: String,
 }
 

@@ -9,6 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import type * as Native from '../../../bindings/native.d.cts';
+import type { AsWasm } from '../../../bindings/wasm-types.d.ts';
 import { Logger } from '../log.ts';
 
 export type NativeAddon = typeof Native;
@@ -95,42 +96,16 @@ function firstLine(s: string): string {
   return s.split('\n')[0];
 }
 
-// ---- the WASM module as wasm-bindgen emits it (bindings/wasm/src/lib.rs) ----------------------------
-// Declared here rather than imported from bindings/wasm/pkg so that type-checking does not need the build.
+// ---- the WASM module as wasm-bindgen emits it (bindings/wasm/src/) -----------------------------------
+// The addon's API with Uint8Array wherever the addon has Buffer (bindings/wasm-types.d.ts): derived from
+// the declarations napi-rs generates (bindings/index.d.ts), never written out a second time, and
+// type-checking does not need the WASM build.
 
-type Bytes = Uint8Array;
-interface WasmQuantizer {
-  readonly step: number; readonly levels: number; readonly bits: number;
-  errorBound(n: number): number;
-  quantize(values: Float32Array, seed?: Bytes | null): Uint32Array;
-  dequantizeSum(sum: Uint32Array, nSummands: number): Float32Array;
-}
-interface WasmClient {
-  readonly clientId: number;
-  advertiseKeys(): Bytes;
-  shareKeys(keysBroadcast: Bytes): Bytes;
-  maskedInput(shareBundle: Bytes, input: Uint32Array): Promise<Bytes>;
-  unmask(unmaskRequest: Bytes): Bytes;
-}
-interface WasmOutgoing { recipient: number; message: Bytes }
-interface WasmServer {
-  receiveAdvertise(m: Bytes): void; finishAdvertise(): WasmOutgoing[];
-  receiveShareKeys(m: Bytes): void; finishShareKeys(): WasmOutgoing[];
-  receiveMaskedInput(m: Bytes): void; finishMaskedInput(): WasmOutgoing[];
-  receiveUnmaskResponse(m: Bytes): void;
-  finish(): Promise<Native.AggregateResult>;
-}
-interface WasmShamirSharing { commitments: Bytes[]; shares: { holder: number; share: Bytes }[] }
-interface WasmModule {
-  Quantizer: new (clip: number, bits: number, maxSummands: number) => WasmQuantizer;
-  SecAggClient: new (config: Native.RoundConfig, clientId: number, seed?: Bytes | null) => WasmClient;
-  SecAggServer: new (config: Native.RoundConfig) => WasmServer;
-  neighboursOf(config: Native.RoundConfig, clientId: number): number[];
-  expandMask(seed: Bytes, len: number): Uint32Array;
-  unmaskAggregate(sum: Uint32Array, terms: Native.MaskTerm[], bits: number): Promise<Uint32Array>;
-  shamirSplit(secret: Bytes, threshold: number, n: number, seed: Bytes): WasmShamirSharing;
-  shamirReconstruct(commitments: Bytes[], shares: Native.ShamirShare[]): Bytes;
-}
+type WasmModule = AsWasm<Omit<NativeAddon, 'default'>>;
+type WasmQuantizer = AsWasm<Native.Quantizer>;
+type WasmClient = AsWasm<Native.SecAggClient>;
+type WasmServer = AsWasm<Native.SecAggServer>;
+type WasmOutgoing = AsWasm<Native.Outgoing>;
 
 /** A Buffer view of the bytes WASM returned (no copy). */
 const buf = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
