@@ -178,7 +178,7 @@ setup_native_addon() {
   if [[ -x bindings/build.sh ]]; then say "building the native secure-aggregation addon (Rust)"; bash bindings/build.sh --quiet; fi
 }
 
-# The WASM build needs Debian's rustc-web, lld and wasm-bindgen-cli: minutes to install the first time,
+# The WASM build needs a rustc with std sources (Debian's rustc-web, unpacked into the cache without root) and
 # under a second afterwards. Only the tests need it (the federation uses the native addon).
 setup_wasm_backend() {
   [[ $FOR_TESTS == 1 && -x bindings/wasm/build.sh ]] || return 0

@@ -2,9 +2,9 @@
 # Build bindings/wasm into bindings/wasm/pkg (gitignored) for Node (wasm-bindgen --target nodejs):
 # the same API as the napi addon (bindings/index.d.ts), loaded by ts/core/secagg/backend.ts when
 # the addon is unavailable. rustup cannot add the wasm32 target here, so this uses Debian's
-# rustc-web (1.96) with its std sources, rebuilding std for wasm32 via -Zbuild-std
-# (RUSTC_BOOTSTRAP=1 unlocks that flag on a stable compiler), linked with Debian's wasm-ld,
-# then wasm-bindgen-cli from crates.io.
+# rustc-web (1.96) with its std sources (unpacked into the cache by setup-toolchain.sh, or the system's),
+# rebuilding std for wasm32 via -Zbuild-std (RUSTC_BOOTSTRAP=1 unlocks that flag on a stable compiler),
+# linked with rustup's rust-lld, then wasm-bindgen-cli from crates.io. No root needed.
 # One-time setup (idempotent, quick when done): bash bindings/wasm/setup-toolchain.sh
 # usage: bash bindings/wasm/build.sh [--quiet]
 set -euo pipefail
@@ -18,11 +18,13 @@ if [[ ! -x "$wbg" ]]; then
   wbg="$(command -v wasm-bindgen || true)"
   [[ -n "$wbg" ]] || { echo "wasm-bindgen not found: run bash bindings/wasm/setup-toolchain.sh" >&2; exit 1; }
 fi
-[[ -x /usr/bin/rustc ]] && command -v wasm-ld >/dev/null || {
-  echo "rustc-web or lld missing: run bash bindings/wasm/setup-toolchain.sh" >&2
-  exit 1
-}
-export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld
+env_file="$cache/wasm-rust/toolchain.env"
+[[ -f "$env_file" ]] || { echo "no WASM toolchain: run bash bindings/wasm/setup-toolchain.sh" >&2; exit 1; }
+# shellcheck source=/dev/null
+source "$env_file"
+[[ -x "$WASM_RUSTC" && -x "$WASM_LINKER" ]] || { echo "the WASM toolchain in $env_file is gone: run bash bindings/wasm/setup-toolchain.sh" >&2; exit 1; }
+[[ -n "$WASM_RUSTC_LIBS" ]] && export LD_LIBRARY_PATH="$WASM_RUSTC_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export RUSTC="$WASM_RUSTC" RUSTC_BOOTSTRAP=1 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$WASM_LINKER"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/../../target/wasm}"
 cargo build "${quiet[@]}" --release --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort
 out="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/secflow_wasm.wasm"
