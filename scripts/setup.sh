@@ -179,7 +179,7 @@ setup_native_addon() {
 }
 
 # The WASM build needs a rustc with std sources (Debian's rustc-web, unpacked into the cache without root) and
-# under a second afterwards. Only the tests need it (the federation uses the native addon).
+# wasm-bindgen-cli: minutes to set up the first time, under a second afterwards. Only the tests need it (the federation uses the native addon).
 setup_wasm_backend() {
   [[ $FOR_TESTS == 1 && -x bindings/wasm/build.sh ]] || return 0
   say "setting up the WASM secure-aggregation backend (first time: ~15 min to compile the toolchain)"
