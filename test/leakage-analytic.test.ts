@@ -13,6 +13,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import { trainLocal } from '../ts/core/training.ts';
 import { readWeights, type FlatWeights } from '../ts/core/weights.ts';
 import { convFeatures, paramsOfModel } from '../ts/leakage/functional-model.ts';
+import { featureObjective } from '../ts/leakage/attacks/feature-inversion.ts';
 import { observeGradients } from '../ts/leakage/attacks/common.ts';
 import { dominantRows, recoverLayerInput } from '../ts/leakage/attacks/linear-layer.ts';
 import { runLeakage } from '../ts/leakage/run.ts';
@@ -113,5 +114,26 @@ test('a secure aggregate is modelled as the weighted sum of each envoy\'s own on
   t.true(maxDiff(modelled, expected) < 1e-6, 'the model of the aggregate is the weighted sum of the single-image gradients');
   t.true(maxDiff(joint, expected) > 1e-3, 'a joint batch of three is a different observation');
   tf.dispose([...expected, ...modelled, ...joint]);
+  net.dispose();
+});
+
+test("per-image batch norm makes a batch of independent one-image problems: each image's features and objective are its own", (t) => {
+  const net = buildModel(ExperimentSchema.parse({ name: 'x', rounds: 1, model: { width: 8, precode: { enabled: true } } }).model);
+  const params = paramsOfModel(net);
+  const images = train.images.slice(0, 3 * 784);
+  const batch = tf.tensor4d(images, [3, 28, 28, 1]);
+  const alone = [0, 1, 2].map((i) => convFeatures(params, tf.tensor4d(images.slice(i * 784, (i + 1) * 784), [1, 28, 28, 1]), 'train'));
+  const together = convFeatures(params, batch, 'per-image');
+  const joint = convFeatures(params, batch, 'train');
+  const maxDiff = (a: tfTypes.Tensor, b: tfTypes.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0]);
+  t.true(maxDiff(together, tf.concat(alone, 0)) < 1e-5, 'per-image features are the one-image features');
+  t.true(maxDiff(joint, tf.concat(alone, 0)) > 1e-3, 'a training-mode batch mixes the images');
+  // The objective of three targets at once is the sum of the three one-image objectives.
+  const targets = tf.concat(alone.map((f) => tf.add(f, 0.01)), 0) as tfTypes.Tensor2D;
+  const s = { params, mode: 'per-image' as const, imageShape: [28, 28, 1] as [number, number, number], batch: 3, numClasses: 2 };
+  const sum = featureObjective(s, targets)(batch).dataSync()[0];
+  const each = [0, 1, 2].map((i) => featureObjective({ ...s, mode: 'train', batch: 1 }, tf.slice(targets, [i, 0], [1, -1]) as tfTypes.Tensor2D)(
+    tf.tensor4d(images.slice(i * 784, (i + 1) * 784), [1, 28, 28, 1])).dataSync()[0]);
+  t.true(Math.abs(sum - each.reduce((a, b) => a + b, 0)) < 1e-5 * sum, `${sum} vs ${each.join(' + ')}`);
   net.dispose();
 });

@@ -53,7 +53,12 @@ export interface PrecodeTraining {
 }
 
 /** 'train' normalizes with the batch's statistics (as the envoy trains); 'eval' with the moving ones. */
-export type BnMode = 'train' | 'eval';
+/**
+ * 'train': batch statistics over the whole batch, as an envoy trains; 'eval': the moving statistics;
+ * 'per-image': training-mode statistics of each image alone, so a batch holds independent one-image problems
+ * (the analytic attack inverts all the rows of an aggregate at once this way).
+ */
+export type BnMode = 'train' | 'eval' | 'per-image';
 
 /**
  * ConvNetBN's weights by their names (as in model.weights and the weights manifest: `conv0/kernel`,
@@ -150,6 +155,10 @@ export function disposeParams(p: ConvNetParams): void {
  */
 function batchNorm(h: TF.Tensor4D, p: ConvNetParams, i: number, mode: BnMode, moments?: BatchMoments[]): TF.Tensor4D {
   if (mode === 'eval') return tf.batchNorm(h, p.movingMeans[i], p.movingVars[i], p.betas[i], p.gammas[i], BN_EPSILON);
+  if (mode === 'per-image') {
+    const { mean, variance } = tf.moments(h, [1, 2], true);
+    return tf.add(tf.mul(tf.sub(h, mean), tf.mul(p.gammas[i], tf.rsqrt(tf.add(variance, BN_EPSILON)))), p.betas[i]);
+  }
   const { mean, variance } = tf.moments(h, [0, 1, 2]);
   moments?.push({ mean: mean as TF.Tensor1D, variance: variance as TF.Tensor1D });
   const scale = tf.mul(p.gammas[i], tf.rsqrt(tf.add(variance, BN_EPSILON)));
@@ -192,7 +201,7 @@ export function forwardWithKl(p: ConvNetParams, x: TF.Tensor4D, mode: BnMode, mo
 
 function precodeForward(w: PrecodeParams, training: PrecodeTraining | undefined, x: TF.Tensor2D, mode: BnMode): { features: TF.Tensor2D; kl: TF.Scalar } {
   const stats = encodeStats(x, w.encoderKernel, w.encoderBias);
-  const z = mode === 'train' && training?.noise ? reparameterize(stats, training.noise) : stats.mu;
+  const z = mode !== 'eval' && training?.noise ? reparameterize(stats, training.noise) : stats.mu;
   return { features: decode(z, w.decoderKernel, w.decoderBias), kl: klDivergence(stats) };
 }
 

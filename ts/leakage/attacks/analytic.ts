@@ -9,36 +9,24 @@
  * dominated (the two-class classifier mixes every image in both rows), what comes back is a blend.
  */
 import type * as TF from '@tensorflow/tfjs';
-import { tf } from '../../core/tf.ts';
 import type { AttackSetting, Reconstruction } from './common.ts';
 import { invertFeatures, type FeatureInversionOptions } from './feature-inversion.ts';
 import { dominantRows, recoverLayerInput } from './linear-layer.ts';
 
 export function analyticAttack(s: AttackSetting, observed: TF.Tensor[], labels: Int32Array, o: FeatureInversionOptions): Reconstruction {
   const started = performance.now();
-  const one: AttackSetting = { ...s, batch: 1, aggregate: undefined };
-  const pixels = s.imageShape.reduce((a, b) => a * b, 1);
-  const targets = s.batch === 1 ? [recoverLayerInput(s.params, observed).features] : splitRows(dominantRows(s.params, observed, s.batch));
-  const images = new Float32Array(s.batch * pixels);
-  let loss = 0;
-  let iterations = 0;
-  targets.forEach((target, i) => {
-    const start = o.start?.subarray(i * pixels, (i + 1) * pixels);
-    // Observed batch-norm statistics describe the whole batch (or aggregate), not one of its images.
-    const bnStatistics = s.batch === 1 ? o.bnStatistics : undefined;
-    // Mixed rows give blends, which more restarts do not sharpen: one restart per image of a batch.
-    const restarts = s.batch === 1 ? o.restarts : 1;
-    const r = invertFeatures(one, target, labels.subarray(i, i + 1), { ...o, restarts, bnStatistics, seed: o.seed * 13 + i, start: start && Float32Array.from(start) });
-    images.set(r.images, i * pixels);
-    loss += r.loss;
-    iterations += r.iterations;
-  });
-  tf.dispose(targets);
-  return { images, labels, loss, iterations, seconds: (performance.now() - started) / 1000 };
-}
-
-function splitRows(rows: TF.Tensor2D): TF.Tensor2D[] {
-  const out = tf.tidy(() => tf.split(rows, rows.shape[0], 0) as TF.Tensor2D[]);
-  rows.dispose();
-  return out;
+  if (s.batch === 1) {
+    const target = recoverLayerInput(s.params, observed).features;
+    const r = invertFeatures({ ...s, aggregate: undefined }, target, labels, o);
+    target.dispose();
+    return { ...r, seconds: (performance.now() - started) / 1000 };
+  }
+  // A batch or aggregate: each dominated row is one image's features, each an independent one-image problem.
+  // They are inverted together, as a batch whose batch norm takes each image's own statistics (per-image),
+  // which is the same arithmetic as one image at a time, in one pass. Observed batch-norm statistics describe
+  // the whole batch, not one of its images; mixed rows give blends, which restarts do not sharpen.
+  const targets = dominantRows(s.params, observed, s.batch);
+  const r = invertFeatures({ ...s, mode: 'per-image', aggregate: undefined }, targets, labels, { ...o, restarts: 1, bnStatistics: undefined });
+  targets.dispose();
+  return { ...r, seconds: (performance.now() - started) / 1000 };
 }

@@ -28,12 +28,24 @@ const EXACT = 1e-10;
 /** Width 32 finds every image tried with one restart; width 16 two of three with one, all tried with four. */
 export const FEATURE_INVERSION_DEFAULTS = { iterations: 2000, restarts: 4, learningRate: 0.1, tvWeight: 0, polishIterations: 600 };
 
+/**
+ * The relative feature distance. With per-image batch norm (several independent targets at once) each image
+ * has its own: Σᵢ ‖f(xᵢ) − tᵢ‖² / ‖tᵢ‖², so every image weighs the same whatever its target's scale.
+ */
 export function featureObjective(s: AttackSetting, target: TF.Tensor2D, bn?: { target: BatchMoments[]; weight: number }): AttackObjective {
-  const scale = tf.tidy(() => tf.sum(tf.square(target)).add(1e-30));
   return (x) => {
-    const match = tf.div(tf.sum(tf.squaredDifference(convFeatures(s.params, x, s.mode), target)), scale);
+    const match = tf.sum(featureDistances(s, x, target));
     return (bn ? tf.add(match, tf.mul(bn.weight, momentsDistance(s.params, x, bn.target))) : match) as TF.Scalar;
   };
+}
+
+/** One relative distance per image (per-image batch norm), or one for the whole batch. */
+function featureDistances(s: AttackSetting, x: TF.Tensor4D, target: TF.Tensor2D): TF.Tensor1D {
+  const perImage = s.mode === 'per-image';
+  const axis = perImage ? 1 : undefined;
+  const scale = tf.add(tf.sum(tf.square(target), axis), 1e-30);
+  const d = tf.div(tf.sum(tf.squaredDifference(convFeatures(s.params, x, s.mode), target), axis), scale);
+  return (perImage ? d : tf.reshape(d, [1])) as TF.Tensor1D;
 }
 
 /** Restarts (each: Adam, then scale search and polish twice); the lowest final feature distance wins. */
@@ -42,6 +54,11 @@ export function invertFeatures(s: AttackSetting, target: TF.Tensor2D, labels: In
   const objective = featureObjective(s, target, o.bnStatistics);
   const shape: [number, number, number, number] = [s.batch, ...s.imageShape];
   const lossAt = (x: Float32Array) => tf.tidy(() => objective(tf.tensor4d(x, shape)).dataSync()[0]);
+  // The scale search is per image where the images are independent problems (per-image batch norm).
+  const lossesAt = (x: Float32Array) => tf.tidy(() => {
+    const d = featureDistances(s, tf.tensor4d(x, shape), target);
+    return Float32Array.from(o.bnStatistics ? [objective(tf.tensor4d(x, shape)).dataSync()[0]] : d.dataSync());
+  });
   let best: { images: Float32Array; loss: number } | undefined;
   for (let restart = 0; restart < o.restarts; restart++) {
     // The box is wide: an image found at the wrong scale must not lose its bright pixels to clipping.
@@ -49,7 +66,7 @@ export function invertFeatures(s: AttackSetting, target: TF.Tensor2D, labels: In
     let x = boxedSignedAdam(s, objective, labels, { ...o, restarts: 1, seed: o.seed * 31 + restart, box: [0, 4], start }).images;
     let loss = lossAt(x);
     for (let cycle = 0; cycle < 2; cycle++) {
-      x = bestScale(x, lossAt);
+      x = bestScale(x, lossesAt);
       if (o.polishIterations > 0) ({ images: x, loss } = polish(objective, x, shape, Math.ceil(o.polishIterations / 2)));
       else loss = lossAt(x);
     }
@@ -62,19 +79,31 @@ export function invertFeatures(s: AttackSetting, target: TF.Tensor2D, labels: In
   };
 }
 
-/** Golden-section search of log c in [1/20, 20] for the scale whose features fit best. */
-function bestScale(images: Float32Array, lossAt: (x: Float32Array) => number): Float32Array {
-  const at = (logC: number) => lossAt(images.map((v) => v * Math.exp(logC)));
-  let [a, b] = [Math.log(1 / 20), Math.log(20)];
+/**
+ * Golden-section search of log c in [1/20, 20] for the scale whose features fit best: one search per image
+ * when `lossesAt` gives one loss per image (independent problems), else one for the whole batch.
+ */
+function bestScale(images: Float32Array, lossesAt: (x: Float32Array) => Float32Array): Float32Array {
+  const n = lossesAt(images).length;
+  const pixels = images.length / n;
+  const scaled = (logC: Float64Array) => images.map((v, i) => v * Math.exp(logC[Math.floor(i / pixels)]));
+  const a = new Float64Array(n).fill(Math.log(1 / 20));
+  const b = new Float64Array(n).fill(Math.log(20));
   const g = (Math.sqrt(5) - 1) / 2;
-  let c = b - g * (b - a);
-  let d = a + g * (b - a);
-  let [fc, fd] = [at(c), at(d)];
+  const c = b.map((bi, k) => bi - g * (bi - a[k]));
+  const d = a.map((ai, k) => ai + g * (b[k] - ai));
+  let fc = lossesAt(scaled(c));
+  let fd = lossesAt(scaled(d));
   for (let i = 0; i < 60; i++) {
-    if (fc < fd) { b = d; d = c; fd = fc; c = b - g * (b - a); fc = at(c); } else { a = c; c = d; fc = fd; d = a + g * (b - a); fd = at(d); }
+    for (let k = 0; k < n; k++) {
+      if (fc[k] < fd[k]) { b[k] = d[k]; d[k] = c[k]; c[k] = b[k] - g * (b[k] - a[k]); } else { a[k] = c[k]; c[k] = d[k]; d[k] = a[k] + g * (b[k] - a[k]); }
+    }
+    // Each image moves one of its two probes: evaluate both sets, keep the kept one's old value.
+    const [nc, nd] = [lossesAt(scaled(c)), lossesAt(scaled(d))];
+    fc = nc;
+    fd = nd;
   }
-  const best = Math.exp((a + b) / 2);
-  return images.map((v) => v * best);
+  return scaled(a.map((ak, k) => (ak + b[k]) / 2));
 }
 
 function polish(objective: AttackObjective, start: Float32Array, shape: [number, number, number, number], iterations: number) {
