@@ -51,6 +51,9 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
   const { final, config, files } = await runLocalFederation({
     dir, federation: FEDERATION, dataPath, envoys, partition: sweep.partition, trainLimit: sweep.train_limit, testLimit: sweep.test_limit,
     experiment, say: (line) => say(`  ${line}`),
+    // An audit measures leakage, not liveness: on a loaded machine (a sweep beside other work on 2 cores) an
+    // envoy busy training may not heartbeat for tens of seconds, and a round lost to that measures nothing.
+    heartbeat: { interval_seconds: 2, timeout_seconds: 120 }, registrationTimeoutMs: 600_000, silenceTimeoutMs: 3_600_000,
     // The default configuration keeps every hospital's default policy but for one local opt-in: it accepts the
     // audit's probe, which must still keep every other rule (images, batch, secure cohort, defenses). The others
     // run single-image probes that only an open policy accepts.
