@@ -12,7 +12,11 @@ import { join } from 'node:path';
 import { ExperimentSchema, type ExperimentConfig } from '../ts/core/config/experiment.ts';
 import { buildModel } from '../ts/core/model.ts';
 import type { Bus } from '../ts/core/transport/bus.ts';
-import { decodeWeights, encodeWeights, readWeights, sliceNamed, type FlatWeights } from '../ts/core/weights.ts';
+import { decodeWeights, encodeWeights, readWeights, sliceNamed, writeWeights, type FlatWeights } from '../ts/core/weights.ts';
+import { subset } from '../ts/core/data/dataset.ts';
+import { loadEnvoyConfig } from '../ts/envoy/start.ts';
+import { loadShard } from '../ts/envoy/shard.ts';
+import { CHECK_BATCH, gradientDominance, MAX_DOMINANCE } from '../ts/envoy/director-checks/crafted-weights.ts';
 import { cheatingRound, type CheatPlan, type EnvoyOutcome } from './adversary/cheating-director.ts';
 import { startTestFederation, type TestFederation } from './helpers/federation.ts';
 
@@ -139,6 +143,48 @@ test.serial("a jump beyond what a round's bounded updates can reach is refused",
   const outcomes = await cheat({ experiment: config, round: 1, weightsFor: () => jumped });
   for (const e of ENVOYS) refusedBy(t, outcomes, e, 'honest_director.trajectory', /the global model moved [\d.]+ \(L2\) since round 1, beyond the [\d.]+ that 1 round\(s\)/);
 });
+
+test.serial('weights crafted to single images out of a hospital\'s batch (a gated batch norm, within one round\'s bound) are refused before it advertises', async (t) => {
+  const config = experiment('crafted-gate');
+  const gate = calibratedGate(config, initial(config), 'a');
+  t.truthy(gate, 'a gate that singles out one image of a\'s batch exists within the bound');
+  const outcomes = await cheat({ experiment: config, round: 1, weightsFor: () => gate! });
+  refusedBy(t, outcomes, 'a', 'honest_director.crafted_weights', /one image dominates the gradient of (classifier|precode\/\w+)/);
+  t.deepEqual(outcomes.get('a')!.stages, [], 'a advertised nothing');
+  // The others' batches may not be singled out by a gate tuned to a's; without a, too few hospitals sign.
+  for (const e of ['b', 'c']) t.regex(outcomes.get(e)!.rule ?? '', /^(honest_director\.crafted_weights|secure_aggregation\.min_cohort)$/, `${e}: ${outcomes.get(e)!.reason}`);
+  for (const e of ENVOYS) t.false(outcomes.get(e)!.stages.includes('share_keys'), `${e} shared no keys`);
+});
+
+/**
+ * The strongest crafted-weights director: it knows the target hospital's data, and tunes a gate on the last
+ * batch norm (gamma scaled down, beta at -t of it, so its ReLU passes only activations t standard deviations
+ * above the batch's mean) until one image of the target's check batch holds the dense layers' gradient.
+ * Within one round's bound of the initial model, so the trajectory check alone would let it through.
+ */
+function calibratedGate(config: ExperimentConfig, w: FlatWeights, target: string): FlatWeights | undefined {
+  const batches = [target].map((e) => {
+    const shard = loadShard(e, loadEnvoyConfig(fed.files.envoys.find((f) => f.endsWith(`envoy-${e}.yaml`))!).shard);
+    return subset(shard.train, [...Array(CHECK_BATCH).keys()]);
+  });
+  const net = buildModel(config.model);
+  try {
+    const last = w.manifest.filter((m) => /bn\d+\/gamma$/.test(m.name)).at(-1)!.name;
+    for (let threshold = 3; threshold <= 9; threshold += 0.25) {
+      const gamma = Float32Array.from(sliceNamed(w, last)!);
+      let gate = edited(w, last, (g) => g.forEach((v, i) => { g[i] = 0.3 * v; }));
+      gate = edited(gate, last.replace('gamma', 'beta'), (b) => b.forEach((_, i) => { b[i] = -threshold * 0.3 * Math.abs(gamma[i]); }));
+      const change = Math.sqrt(gate.values.reduce((sum, v, i) => sum + (v - w.values[i]) ** 2, 0));
+      if (change > config.aggregation.max_update_norm) return undefined;
+      writeWeights(net, gate);
+      const dominated = batches.every((b) => Math.max(...gradientDominance(net, b, config.model.precode.beta).map((d) => d.dominance)) > MAX_DOMINANCE);
+      if (dominated) return gate;
+    }
+    return undefined;
+  } finally {
+    net.dispose();
+  }
+}
 
 test.serial('an added imprint layer (an architecture outside what the envoy trains) never becomes a task', async (t) => {
   const config = experiment('imprint');

@@ -24,7 +24,7 @@ import { connectBus } from '../core/transport/connection.ts';
 import { decodeWeights, readWeights, writeWeights, type FlatWeights } from '../core/weights.ts';
 import { resolvePolicy } from '../core/config/privacy.ts';
 import { PrivacyGuard } from './policy/index.ts';
-import { DirectorChecks, DirectorRefused } from './director-checks/index.ts';
+import { CHECK_BATCH, DirectorChecks, DirectorRefused } from './director-checks/index.ts';
 import { SecureRelease, releaseFor, type ReceivedModel, type TrainedUpdate } from './release/index.ts';
 import { failedResult, sendResult } from './release/result.ts';
 import { pruneUpdate } from './pruning.ts';
@@ -237,13 +237,30 @@ export class Envoy {
   private async receiveModel(task: TrainTask, log: Logger): Promise<ReceivedModel> {
     const bytes = await fetchBlob(this.bus!, task.weights);
     const weights = decodeWeights(bytes);
-    const refusal = this.checks!.modelProblem(task, weights);
+    const refusal = this.checks!.modelProblem(task, weights) ?? this.craftedWeightsProblem(task, weights, log);
     if (refusal) {
       log.warn(`refused the model of round ${task.round + 1}: ${refusal.rule}: ${refusal.reason}`);
       throw new DirectorRefused(refusal);
     }
     // Of the plaintext: AES-GCM does not commit to its key, so the ciphertext's hash could name two models.
     return { weights, sha256: createHash('sha256').update(bytes).digest('hex') };
+  }
+
+  /**
+   * The crafted-weights check on a batch of this hospital's own images: always the same 32 (its limit is
+   * calibrated on batches of 32; the question is whether the model singles images out, whatever the task's batch).
+   * Group-norm models (the DP recipe) are not measured: the functional twin has no group norm, and DP-SGD
+   * clips every image's gradient, which bounds its share by construction.
+   */
+  private craftedWeightsProblem(task: TrainTask, weights: FlatWeights, log: Logger) {
+    if (task.model.normalization === 'group') return undefined;
+    const model = this.modelFor(task);
+    writeWeights(model, weights);
+    const size = Math.min(this.shard.train.labels.length, CHECK_BATCH);
+    if (size < 2) return undefined;
+    const refusal = this.checks!.craftedWeightsProblem(task, model, subset(this.shard.train, [...Array(size).keys()]));
+    if (!refusal) log.debug('crafted-weights check passed');
+    return refusal;
   }
 
   /** Local training on the task's global model: the delta, and a result carrying metrics only. */

@@ -1,9 +1,10 @@
 /**
  * An honest trajectory: round 1's model is the one the experiment's architecture and seed give (built here,
  * not taken from the director), and every later global model is one the declared aggregation can reach from
- * the last one this envoy saw. Every update is clipped to the experiment's max_update_norm, so a FedAvg
- * aggregate moves the model by at most that much per round (median and trimmed mean, coordinate-wise, by at
- * most √n times it); a crafted model (trap weights, a model planted mid-run) jumps further and is refused.
+ * the last one this envoy saw. Every update is clipped to the experiment's max_update_norm, and the director
+ * holds every step to it whatever the strategy (a FedAvg of bounded updates never moves further; a median or a
+ * server optimizer's step is scaled back to it), so a crafted model (trap weights, a model planted mid-run)
+ * that jumps further is refused.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -20,11 +21,8 @@ const SLACK = 1e-3;
 export class Trajectory {
   private readonly seen = new Map<string, Seen>();
 
-  /**
-   * `hospitals`: how many envoys the federation has (the √n of a coordinate-wise strategy). `dir`: where the
-   * last model of each experiment is kept, so a restarted envoy goes on checking from it (not from round 1).
-   */
-  constructor(private readonly hospitals: number, private readonly dir?: string) {}
+  /** `dir`: where the last model of each experiment is kept, so a restarted envoy goes on checking from it (not from round 1). */
+  constructor(private readonly dir?: string) {}
 
   problem(task: TrainTask, global: FlatWeights): DirectorRefusal | undefined {
     if (task.round === 0) return this.initialProblem(task, global);
@@ -37,7 +35,7 @@ export class Trajectory {
     }
     if (task.round < last.round) return { rule: 'honest_director.trajectory', reason: `round ${task.round + 1} comes after round ${last.round + 1}` };
     const moved = distance(global.values, last.weights);
-    const reach = (task.round - last.round) * last.bound * this.strategyFactor(task) + SLACK * (1 + norm(last.weights));
+    const reach = (task.round - last.round) * last.bound + SLACK * (1 + norm(last.weights));
     if (!(moved <= reach)) {
       return {
         rule: 'honest_director.trajectory',
@@ -100,10 +98,6 @@ export class Trajectory {
     return undefined;
   }
 
-  private strategyFactor(task: TrainTask): number {
-    // Secure aggregation sums into FedAvg; the coordinate-wise strategies are only used without it.
-    return task.secagg ? 1 : Math.sqrt(Math.max(1, this.hospitals));
-  }
 }
 
 function initialWeights(task: TrainTask): Float32Array {
