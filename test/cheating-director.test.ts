@@ -10,13 +10,13 @@ import test from 'ava';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ExperimentSchema, type ExperimentConfig } from '../ts/core/config/experiment.ts';
-import { buildModel } from '../ts/core/model.ts';
 import type { Bus } from '../ts/core/transport/bus.ts';
-import { decodeWeights, encodeWeights, readWeights, sliceNamed, writeWeights, type FlatWeights } from '../ts/core/weights.ts';
+import { decodeWeights, encodeWeights } from '../ts/core/weights.ts';
 import { subset } from '../ts/core/data/dataset.ts';
 import { loadEnvoyConfig } from '../ts/envoy/start.ts';
 import { loadShard } from '../ts/envoy/shard.ts';
-import { CHECK_BATCH, gradientDominance, MAX_DOMINANCE } from '../ts/envoy/director-checks/crafted-weights.ts';
+import { CHECK_BATCH } from '../ts/envoy/director-checks/crafted-weights.ts';
+import { calibratedGate, initialWeights, jumped, mirroredFirstLayer, perEnvoyKernels, suppressed } from './adversary/crafted-models.ts';
 import { cheatingRound, type CheatPlan, type EnvoyOutcome } from './adversary/cheating-director.ts';
 import { startTestFederation, type TestFederation } from './helpers/federation.ts';
 
@@ -38,25 +38,7 @@ test.after.always(async () => {
 
 const experiment = (name: string): ExperimentConfig => ExperimentSchema.parse({ ...fed.config, name, model, training });
 
-function initial(config: ExperimentConfig): FlatWeights {
-  const m = buildModel(config.model);
-  try {
-    return readWeights(m);
-  } finally {
-    m.dispose();
-  }
-}
-
-/** A copy of `w` with `edit` applied to the values of one named tensor. */
-function edited(w: FlatWeights, name: string, edit: (values: Float32Array) => void): FlatWeights {
-  const out = { manifest: w.manifest, values: Float32Array.from(w.values) };
-  const slice = sliceNamed(out, name);
-  if (!slice) throw new Error(`no tensor ${name} in ${w.manifest.map((t) => t.name).join(', ')}`);
-  edit(slice);
-  return out;
-}
-
-const tensorName = (w: FlatWeights, part: string) => w.manifest.find((t) => t.name.includes(part))!.name;
+const initial = initialWeights;
 
 async function cheat(plan: Omit<CheatPlan, 'envoys'> & { envoys?: string[] }): Promise<Map<string, EnvoyOutcome>> {
   return cheatingRound(director, { envoys: ENVOYS, ...plan });
@@ -81,9 +63,9 @@ test.serial('model inconsistency with gradient suppression: the target gets the 
   const config = experiment('inconsistent');
   const real = initial(config);
   // A zeroed classifier and last conv layer: the others' gradients vanish, so the sum would be the target's update.
-  const suppressed = edited(edited(real, tensorName(real, 'classifier'), (v) => v.fill(0)), tensorName(real, 'conv2'), (v) => v.fill(0));
+  const zeroed = suppressed(real);
   // Round 2 of an experiment they never saw: both models are within one round's reach of the initial one.
-  const outcomes = await cheat({ experiment: config, round: 1, weightsFor: (e) => (e === 'a' ? real : suppressed) });
+  const outcomes = await cheat({ experiment: config, round: 1, weightsFor: (e) => (e === 'a' ? real : zeroed) });
   for (const e of ENVOYS) refusedBy(t, outcomes, e, 'honest_director.same_model', /inconsistent models from the director: [abc] was sent a different task/);
   t.regex(fed.log('a'), /secure aggregation: nothing sent beyond the share keys stage: refused by honest_director\.same_model/);
 });
@@ -91,7 +73,7 @@ test.serial('model inconsistency with gradient suppression: the target gets the 
 test.serial('per-envoy crafted kernels (LOKI): each hospital its own convolution; every envoy refuses', async (t) => {
   const config = experiment('per-envoy-kernels');
   const w = initial(config);
-  const crafted = new Map(ENVOYS.map((e, i) => [e, edited(w, tensorName(w, 'conv0'), (v) => { for (let j = i; j < v.length; j += ENVOYS.length) v[j] += 0.05; })]));
+  const crafted = perEnvoyKernels(w, ENVOYS);
   const outcomes = await cheat({ experiment: config, round: 1, weightsFor: (e) => crafted.get(e)! });
   for (const e of ENVOYS) refusedBy(t, outcomes, e, 'honest_director.same_model');
 });
@@ -124,7 +106,7 @@ test.serial('a crafted initial model (trap weights) is refused before the envoy 
   const config = experiment('trap-weights');
   const w = initial(config);
   // Trap weights in the spirit of Boenisch et al.: half of the first layer's kernels the negatives of the other half, scaled up.
-  const trap = edited(w, tensorName(w, 'conv0'), (v) => { const half = v.length >> 1; for (let j = 0; j < half; j++) { v[j] *= 8; v[half + j] = -v[j]; } });
+  const trap = mirroredFirstLayer(w);
   const outcomes = await cheat({ experiment: config, round: 0, weightsFor: () => trap });
   for (const e of ENVOYS) {
     refusedBy(t, outcomes, e, 'honest_director.initial_model', /round 1's model is not the one the experiment's architecture and seed give/);
@@ -137,16 +119,14 @@ test.serial("a jump beyond what a round's bounded updates can reach is refused",
   const w = initial(config);
   const bound = config.aggregation.max_update_norm;
   // The same model for everyone (consistent), three rounds' worth of the bound away from where round 2 can be.
-  const kernel = tensorName(w, 'classifier');
-  const size = sliceNamed(w, kernel)!.length;
-  const jumped = edited(w, kernel, (v) => { for (let j = 0; j < v.length; j++) v[j] += (3 * bound) / Math.sqrt(size); });
-  const outcomes = await cheat({ experiment: config, round: 1, weightsFor: () => jumped });
+  const far = jumped(w, bound);
+  const outcomes = await cheat({ experiment: config, round: 1, weightsFor: () => far });
   for (const e of ENVOYS) refusedBy(t, outcomes, e, 'honest_director.trajectory', /the global model moved [\d.]+ \(L2\) since round 1, beyond the [\d.]+ that 1 round\(s\)/);
 });
 
 test.serial('weights crafted to single images out of a hospital\'s batch (a gated batch norm, within one round\'s bound) are refused before it advertises', async (t) => {
   const config = experiment('crafted-gate');
-  const gate = calibratedGate(config, initial(config), 'a');
+  const gate = calibratedGate(config, initial(config), checkBatchOf('a'));
   t.truthy(gate, 'a gate that singles out one image of a\'s batch exists within the bound');
   const outcomes = await cheat({ experiment: config, round: 1, weightsFor: () => gate! });
   refusedBy(t, outcomes, 'a', 'honest_director.crafted_weights', /one image dominates the gradient of (classifier|precode\/\w+)/);
@@ -156,34 +136,10 @@ test.serial('weights crafted to single images out of a hospital\'s batch (a gate
   for (const e of ENVOYS) t.false(outcomes.get(e)!.stages.includes('share_keys'), `${e} shared no keys`);
 });
 
-/**
- * The strongest crafted-weights director: it knows the target hospital's data, and tunes a gate on the last
- * batch norm (gamma scaled down, beta at -t of it, so its ReLU passes only activations t standard deviations
- * above the batch's mean) until one image of the target's check batch holds the dense layers' gradient.
- * Within one round's bound of the initial model, so the trajectory check alone would let it through.
- */
-function calibratedGate(config: ExperimentConfig, w: FlatWeights, target: string): FlatWeights | undefined {
-  const batches = [target].map((e) => {
-    const shard = loadShard(e, loadEnvoyConfig(fed.files.envoys.find((f) => f.endsWith(`envoy-${e}.yaml`))!).shard);
-    return subset(shard.train, [...Array(CHECK_BATCH).keys()]);
-  });
-  const net = buildModel(config.model);
-  try {
-    const last = w.manifest.filter((m) => /bn\d+\/gamma$/.test(m.name)).at(-1)!.name;
-    for (let threshold = 3; threshold <= 9; threshold += 0.25) {
-      const gamma = Float32Array.from(sliceNamed(w, last)!);
-      let gate = edited(w, last, (g) => g.forEach((v, i) => { g[i] = 0.3 * v; }));
-      gate = edited(gate, last.replace('gamma', 'beta'), (b) => b.forEach((_, i) => { b[i] = -threshold * 0.3 * Math.abs(gamma[i]); }));
-      const change = Math.sqrt(gate.values.reduce((sum, v, i) => sum + (v - w.values[i]) ** 2, 0));
-      if (change > config.aggregation.max_update_norm) return undefined;
-      writeWeights(net, gate);
-      const dominated = batches.every((b) => Math.max(...gradientDominance(net, b, config.model.precode.beta).map((d) => d.dominance)) > MAX_DOMINANCE);
-      if (dominated) return gate;
-    }
-    return undefined;
-  } finally {
-    net.dispose();
-  }
+/** A's check batch: the first CHECK_BATCH images of its shard, as its envoy measures them. */
+function checkBatchOf(envoy: string) {
+  const shard = loadShard(envoy, loadEnvoyConfig(fed.files.envoys.find((f) => f.endsWith(`envoy-${envoy}.yaml`))!).shard);
+  return subset(shard.train, [...Array(CHECK_BATCH).keys()]);
 }
 
 test.serial('an added imprint layer (an architecture outside what the envoy trains) never becomes a task', async (t) => {
@@ -218,8 +174,8 @@ test.serial('a restarted envoy goes on checking from the last model it trained o
   t.is(statSync(join(kept, 'honest-5.weights')).mode & 0o777, 0o600, 'the kept model is readable by the envoy only');
   // 1.5 bounds from the last model: within 6 rounds' reach of round 1's, beyond one round's reach of round 5's.
   const bound = config.aggregation.max_update_norm;
-  const jumped = { manifest: last.manifest, values: last.values.map((v, i) => (i === 0 ? v + 1.5 * bound : v)) };
-  const outcomes = await cheat({ experiment: config, round: 5, weightsFor: () => jumped });
+  const beyond = { manifest: last.manifest, values: last.values.map((v, i) => (i === 0 ? v + 1.5 * bound : v)) };
+  const outcomes = await cheat({ experiment: config, round: 5, weightsFor: () => beyond });
   for (const e of ENVOYS) refusedBy(t, outcomes, e, 'honest_director.trajectory', /since round 5, beyond/);
 });
 
