@@ -8,9 +8,9 @@ import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
 import { buildModel } from '../ts/core/model.ts';
 import { trainLocal } from '../ts/core/training.ts';
 
-export async function trainingThroughput(o: { data: string; width: number; batch: number; steps: number }): Promise<number> {
+export async function trainingThroughput(o: { data: string; width: number; batch: number; steps: number; fusedBatchNorm?: boolean }): Promise<number> {
   const images = subset(loadPneumoniaMnist(o.data, 'train'), [...Array(o.batch * 8).keys()]);
-  const model = buildModel(ModelSpecSchema.parse({ width: o.width }));
+  const model = buildModel(ModelSpecSchema.parse({ width: o.width }), {}, { fusedBatchNorm: o.fusedBatchNorm });
   const config = TrainingSchema.parse({ batch_size: o.batch, learning_rate: 1e-3 });
   await trainLocal(model, images, { config: { ...config, local_epochs: 3 / 8 } }); // warm-up: 3 steps
   const result = await trainLocal(model, images, { config: { ...config, local_epochs: o.steps / 8 } });

@@ -10,6 +10,7 @@ import { tfSeed } from './seeds.ts';
 import { applyTorchDefaultInit } from './torch-init.ts';
 import { ARCHITECTURES } from './architectures.ts';
 import { GroupNormalization } from './group-norm.ts';
+import { fastBatchNormalization } from './fast-batch-norm.ts';
 import type { ModelSpec } from './config/experiment.ts';
 import { precodePlugin } from './defenses/precode.ts';
 import type { LayersModel, ModelPlugins } from './model-types.ts';
@@ -19,11 +20,19 @@ export type { LayersModel, ModelPlugins } from './model-types.ts';
 /** moving = momentum * moving + (1 - momentum) * batch statistic, once per training step (tfjs-layers). */
 export const BN_MOMENTUM = 0.9;
 
+export interface BuildOptions {
+  /**
+   * Batch norm with the fused training gradient (fast-batch-norm.ts; default). `false`: tfjs-layers' own, whose
+   * gradient tfjs builds op by op: the same numbers, slower; the benches time one against the other.
+   */
+  fusedBatchNorm?: boolean;
+}
+
 /**
  * The model a spec describes. `spec.precode.enabled` inserts PRECODE before the classifier, ahead of any
  * layers from `plugins`; a spec without `precode` (built by hand in older code) means no PRECODE.
  */
-export function buildModel(spec: ModelSpec, plugins: ModelPlugins = {}): LayersModel {
+export function buildModel(spec: ModelSpec, plugins: ModelPlugins = {}, options: BuildOptions = {}): LayersModel {
   const layout = ARCHITECTURES[spec.architecture];
   if (!layout) throw new Error(`unknown model architecture '${spec.architecture}'`);
   const [height, width] = spec.input_size;
@@ -36,7 +45,8 @@ export function buildModel(spec: ModelSpec, plugins: ModelPlugins = {}): LayersM
       // Blocks 0-2 keep the seeds they had before the registry had a second architecture.
       kernelInitializer: tf.initializers.heNormal({ seed: seedOf(i < 3 ? i : 30 + i) }), name: `conv${i}`,
     }));
-    model.add(spec.normalization === 'group' ? new GroupNormalization({ name: `gn${i}` }) : tf.layers.batchNormalization({ name: `bn${i}`, momentum: BN_MOMENTUM }));
+    const batchNorm = options.fusedBatchNorm === false ? tf.layers.batchNormalization : fastBatchNormalization;
+    model.add(spec.normalization === 'group' ? new GroupNormalization({ name: `gn${i}` }) : batchNorm({ name: `bn${i}`, momentum: BN_MOMENTUM }));
     model.add(tf.layers.reLU({ name: `relu${i}` }));
     if (layout.poolAfter.includes(i)) model.add(tf.layers.maxPooling2d({ poolSize: 2, strides: 2, name: `pool${i}` }));
   });

@@ -1,0 +1,52 @@
+/**
+ * The batch-norm layer with the fused training gradient (ts/core/fast-batch-norm.ts) against tfjs-layers' own:
+ * the same outputs, gradients and moving statistics, and the same saved model.
+ */
+import test from 'ava';
+import type * as TF from '@tensorflow/tfjs';
+import { tf } from '../ts/core/tf.ts';
+import { fastBatchNormalization } from '../ts/core/fast-batch-norm.ts';
+
+const maxRelative = (a: TF.Tensor, b: TF.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] / (tf.max(tf.abs(b)).dataSync()[0] + 1e-12));
+
+function twins() {
+  const reference = tf.layers.batchNormalization({ momentum: 0.9, name: 'bn0' });
+  const fast = fastBatchNormalization({ momentum: 0.9, name: 'bn0' });
+  const x = tf.randomNormal([8, 6, 6, 5], 0.3, 2, 'float32', 1) as TF.Tensor4D;
+  reference.build(x.shape);
+  fast.build(x.shape);
+  // The same non-trivial scale and shift in both.
+  const gamma = tf.randomUniform([5], 0.5, 1.5, 'float32', 2);
+  const beta = tf.randomUniform([5], -0.5, 0.5, 'float32', 3);
+  reference.setWeights([gamma, beta, tf.zeros([5]), tf.ones([5])]);
+  fast.setWeights([gamma, beta, tf.zeros([5]), tf.ones([5])]);
+  return { reference, fast, x };
+}
+
+test('training mode: the same output, gradients for input, gamma and beta, and moving statistics', (t) => {
+  const { reference, fast, x } = twins();
+  const upstream = tf.randomNormal(x.shape, 0, 1, 'float32', 4);
+  const gradientsOf = (layer: TF.layers.Layer) => {
+    const [gamma, beta] = layer.trainableWeights.map((w) => w.read());
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(layer.apply(x, { training: true }) as TF.Tensor, upstream)) as TF.Scalar, [gamma, beta].map((w) => w as TF.Variable));
+    const dx = tf.grad((input: TF.Tensor) => tf.sum(tf.mul(layer.apply(input, { training: true }) as TF.Tensor, upstream)))(x);
+    return { value, dGamma: Object.values(grads)[0], dBeta: Object.values(grads)[1], dx };
+  };
+  const r = gradientsOf(reference);
+  const f = gradientsOf(fast);
+  t.true(maxRelative(f.value, r.value) < 1e-5, 'loss');
+  t.true(maxRelative(f.dx, r.dx) < 1e-4, `input gradient off by ${maxRelative(f.dx, r.dx)}`);
+  t.true(maxRelative(f.dGamma, r.dGamma) < 1e-4, 'gamma gradient');
+  t.true(maxRelative(f.dBeta, r.dBeta) < 1e-4, 'beta gradient');
+  const [, , rMean, rVar] = reference.getWeights();
+  const [, , fMean, fVar] = fast.getWeights();
+  t.true(maxRelative(fMean, rMean) < 1e-5 && maxRelative(fVar, rVar) < 1e-5, 'moving statistics moved alike (three training calls each)');
+  t.true(tf.max(tf.abs(fMean)).dataSync()[0] > 0, 'and they did move');
+});
+
+test('inference mode is the parent layer, and the layer saves as tfjs-layers\' BatchNormalization', (t) => {
+  const { reference, fast, x } = twins();
+  t.true(maxRelative(fast.apply(x, { training: false }) as TF.Tensor, reference.apply(x, { training: false }) as TF.Tensor) < 1e-6);
+  t.is(fast.getClassName(), 'BatchNormalization');
+  t.deepEqual(fast.getConfig(), reference.getConfig());
+});
