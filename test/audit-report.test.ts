@@ -169,8 +169,9 @@ test('report.html: every configuration, escaped names, the inline scatter, the g
   t.true(page.includes('<td class="bad">9.50</td><td class="text">analytic</td><td class="text">r1: 9.5 analytic</td><td>0.30</td>'),
     'the worst gap is flagged and names the attack that won, per round too');
   t.true(page.includes('<td class="text">refused (secure_aggregation.required) / refused (allow_probes)</td>'), 'what a default envoy would do');
-  // Per-round scores: best gap of the probe images is 24.25 - 20.5 = 3.75 dB.
-  t.regex(page, /<td>2<\/td><td class="text">ig<\/td><td class="text">hospital-a<\/td><td>2<\/td><td>22.88<\/td><td>24.25<\/td><td>19.75<\/td><td class="bad">3.75<\/td>/);
+  // Per-round scores: best gap of the probe images is 24.25 - 20.5 = 3.75 dB (one image each: chance scores 0).
+  t.regex(page, /<td>2<\/td><td class="text">ig<\/td><td class="text">hospital-a<\/td><td>2<\/td><td>22.88<\/td><td>24.25<\/td><td>19.75<\/td><td>0.00<\/td><td class="bad">3.75<\/td>/);
+  t.true(page.includes('<b>Batches and chance.</b>'), 'the report says why a batch\'s worst case is counted over chance');
 });
 
 test('nice ticks: steps of 1, 2 or 5, inside the axis, without float noise', (t) => {

@@ -2,6 +2,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { floorQuality, meanImage, psnr, PSNR_CAP_DB, ssim } from '../ts/leakage/metrics.ts';
+import { chanceGap } from '../ts/leakage/score.ts';
 import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
 import { FIXTURES, PNEUMONIAMNIST } from './helpers/paths.ts';
 
@@ -33,4 +34,17 @@ test('the no-information floor on PneumoniaMNIST is high, as the issue measured 
     t.true(q.psnr > 10 && q.psnr < 26, `floor psnr ${q.psnr}`);
     t.true(q.ssim > 0.2 && q.ssim < 0.85, `floor ssim ${q.ssim}`);
   }
+});
+
+test('chance alone beats the mean image on a batch, the more the larger it is; never on one image', (t) => {
+  const train = loadPneumoniaMnist(PNEUMONIAMNIST, 'train');
+  const mean = meanImage(train.images, 784);
+  const batch = (n: number, from: number) => Array.from({ length: n }, (_, i) => train.images.slice((from + i) * 784, (from + i + 1) * 784));
+  t.is(chanceGap(batch(1, 100), mean, train.images), 0);
+  const small = chanceGap(batch(3, 100), mean, train.images);
+  const large = chanceGap(batch(64, 200), mean, train.images);
+  t.true(large > 1, `64 no-information guesses reach ${large.toFixed(2)} dB over the mean image`);
+  t.true(large > small, `chance grows with the batch (${small.toFixed(2)} dB on 3, ${large.toFixed(2)} dB on 64)`);
+  // Seeded: the same batch, the same chance score.
+  t.is(chanceGap(batch(3, 100), mean, train.images), small);
 });

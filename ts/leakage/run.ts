@@ -28,7 +28,7 @@ import { FEATURE_INVERSION_DEFAULTS } from './attacks/feature-inversion.ts';
 import { precodeIgnoreAttack } from './attacks/precode-ignore.ts';
 import { applyIntensityPrior, intensityPrior } from './attacks/intensity-prior.ts';
 import { meanImage } from './metrics.ts';
-import { type ImageScore, scoreBatch, split, summarize, type ScoreSummary } from './score.ts';
+import { chanceGap, type ImageScore, scoreBatch, split, summarize, type ScoreSummary } from './score.ts';
 import { writeGrid } from './grid.ts';
 
 /**
@@ -104,6 +104,11 @@ export interface LeakageRunResult extends ScoreSummary {
   intensity_prior: boolean;
   /** Whether labels were chosen by trying every label set (labelSearch) rather than read off the gradient. */
   label_search: boolean;
+  /**
+   * The worst-case gap that guesses made without any observation reach under the same pairing (score.ts
+   * chanceGap): 0 for single images; for a batch, a worst-case gap must exceed it to show leakage.
+   */
+  chance_gap_db: number;
   seconds: number;
   iterations_per_second: number;
 }
@@ -122,6 +127,7 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
   const scores: ImageScore[] = [];
   const recon: Float32Array[] = [];
   let correctLabels = 0;
+  let chance = 0;
   let seconds = 0;
   let iterations = 0;
   const bn = bnStatisticsOf(c, s);
@@ -138,7 +144,9 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
     seconds += r.seconds;
     iterations += r.iterations;
     const batchRecon = split(prior ? applyIntensityPrior(r.images, pixels, prior) : r.images, pixels);
-    const batchScores = scoreBatch(truths.slice(start, start + c.batch), batchRecon, floorMean, shape);
+    const batchTruths = truths.slice(start, start + c.batch);
+    const batchScores = scoreBatch(batchTruths, batchRecon, floorMean, shape);
+    chance = Math.max(chance, chanceGap(batchTruths, floorMean, c.floorImages, c.seed + 1));
     scores.push(...batchScores);
     recon.push(...batchScores.map((q) => batchRecon[q.reconstructionIndex]));
     c.log?.(`${c.attack} images ${start}..${start + c.batch - 1}: PSNR ${batchScores.map((q) => q.psnr.toFixed(2)).join(', ')} dB ` +
@@ -148,7 +156,7 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
   tf.dispose(bn?.target.flatMap((m) => [m.mean, m.variance]));
   const result: LeakageRunResult = {
     attack: c.attack, ...summarize(scores), label_accuracy: correctLabels / Math.max(1, scores.length), intensity_prior: prior !== undefined,
-    label_search: searchesLabels(c), seconds,
+    label_search: searchesLabels(c), seconds, chance_gap_db: chance,
     iterations_per_second: iterations / Math.max(1e-9, seconds),
   };
   if (c.outDir) await writeOutputs(c, result, truths.slice(0, recon.length), recon, shape);

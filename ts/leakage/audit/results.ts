@@ -17,6 +17,16 @@ export interface AttackScore {
   floor_ssim: number[];
   /** Files of the reconstruction grid and summary, relative to the sweep's output folder. */
   grid?: string;
+  /**
+   * What chance alone scores on a batch this size under the same pairing (ts/leakage/score.ts chanceGap): 0 for
+   * one image. The attack's worst-case gap counts only above it. Absent in results from before it was kept.
+   */
+  chance_gap_db?: number;
+}
+
+/** An attack's worst image: its PSNR gap above the floor, less what chance scores on a batch that size. */
+export function gapOverChance(a: AttackScore): number {
+  return Math.max(...a.psnr.map((p, i) => p - a.floor_psnr[i])) - (a.chance_gap_db ?? 0);
 }
 
 export interface ConfigurationResult {
@@ -37,14 +47,17 @@ export interface ConfigurationResult {
     psnr_worst_case: number;
     ssim_mean: number;
     ssim_worst_case: number;
-    /** Largest per-image PSNR minus that image's floor. */
+    /** Largest per-image PSNR minus that image's floor (the mean image), before the chance correction. */
     psnr_gap_max_db: number;
     psnr_gap_mean_db: number;
   };
-  /** What the configuration is judged by: leakage.psnr_gap_max_db, and the attack that reached it. */
+  /**
+   * What the configuration is judged by: over every attack, round and image, the largest PSNR gap above the
+   * image's floor, less what chance scores on a batch of that size (0 for single images), and the attack that reached it.
+   */
   worst_gap_db: number;
   worst_attack: string;
-  /** Each attack's own worst gap and best PSNR. */
+  /** Each attack's own worst gap (over chance, as worst_gap_db) and best PSNR. */
   by_attack: Record<string, { psnr_gap_max_db: number; psnr_worst_case: number }>;
   /** The attack with the largest gap in each round. */
   round_winners: { round: number; attack: string; gap_db: number }[];

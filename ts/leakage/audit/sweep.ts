@@ -16,7 +16,7 @@ import { brokenRule, factsFromConfig } from '../../envoy/policy/rules.ts';
 import { probeAttackConfig } from '../audit-attack.ts';
 import { runLeakage, type LeakageRunConfig } from '../run.ts';
 import type { AttackSpec, AuditConfiguration, AuditSweep } from './config.ts';
-import type { AttackScore, AuditResults, ConfigurationResult } from './results.ts';
+import { gapOverChance, type AttackScore, type AuditResults, type ConfigurationResult } from './results.ts';
 
 const FEDERATION = 'audit';
 type Say = (line: string) => void;
@@ -148,11 +148,12 @@ async function scored(run: Omit<LeakageRunConfig, 'floorImages'>, attack: string
   outDir: string, root: string, say: Say): Promise<AttackScore> {
   const r = await runLeakage({ ...run, floorImages, outDir });
   say(`  round ${round + 1} ${attack} on ${envoys.length > 1 ? `the aggregate of ${envoys.length}` : envoys[0]}: ` +
-    `PSNR ${r.psnr_mean.toFixed(2)} dB (best ${r.psnr_best.toFixed(2)}), floor ${r.floor_psnr_mean.toFixed(2)} dB`);
+    `PSNR ${r.psnr_mean.toFixed(2)} dB (best ${r.psnr_best.toFixed(2)}), floor ${r.floor_psnr_mean.toFixed(2)} dB` +
+    (envoys.length > 1 || run.batch > 1 ? `, chance scores +${r.chance_gap_db.toFixed(2)} dB on a batch of ${run.batch}` : ''));
   return {
     attack, round: round + 1, envoys, grid: relative(root, join(outDir, `${run.attack}-grid.png`)),
     psnr: r.images.map((s) => s.psnr), ssim: r.images.map((s) => s.ssim),
-    floor_psnr: r.images.map((s) => s.floor.psnr), floor_ssim: r.images.map((s) => s.floor.ssim),
+    floor_psnr: r.images.map((s) => s.floor.psnr), floor_ssim: r.images.map((s) => s.floor.ssim), chance_gap_db: r.chance_gap_db,
   };
 }
 
@@ -170,11 +171,11 @@ export function summarizeLeakage(scores: AttackScore[]): ConfigurationResult['le
 /** The configuration's verdict over every attack: the worst case, who reached it, each attack's, each round's winner. */
 export function judged(attacks: AttackScore[]): Pick<ConfigurationResult, 'leakage' | 'worst_gap_db' | 'worst_attack' | 'by_attack' | 'round_winners'> {
   const leakage = summarizeLeakage(attacks);
-  const gapOf = (a: AttackScore) => Math.max(...a.psnr.map((p, i) => p - a.floor_psnr[i]));
+  const gapOf = gapOverChance;
   const names = [...new Set(attacks.map((a) => a.attack))];
   const by_attack = Object.fromEntries(names.map((name) => {
-    const { psnr_gap_max_db, psnr_worst_case } = summarizeLeakage(attacks.filter((a) => a.attack === name));
-    return [name, { psnr_gap_max_db, psnr_worst_case }];
+    const mine = attacks.filter((a) => a.attack === name);
+    return [name, { psnr_gap_max_db: Math.max(...mine.map(gapOf)), psnr_worst_case: summarizeLeakage(mine).psnr_worst_case }];
   }));
   const rounds = [...new Set(attacks.map((a) => a.round))].sort((a, b) => a - b);
   const round_winners = rounds.map((round) => {
@@ -182,7 +183,7 @@ export function judged(attacks: AttackScore[]): Pick<ConfigurationResult, 'leaka
     return { round, attack: best.attack, gap_db: gapOf(best) };
   });
   const worst = attacks.length ? attacks.reduce((w, a) => (gapOf(a) > gapOf(w) ? a : w)) : undefined;
-  return { leakage, worst_gap_db: leakage.psnr_gap_max_db, worst_attack: worst?.attack ?? 'none', by_attack, round_winners };
+  return { leakage, worst_gap_db: worst ? gapOf(worst) : -Infinity, worst_attack: worst?.attack ?? 'none', by_attack, round_winners };
 }
 
 /** The largest epsilon any envoy reported under DP-SGD (metrics.jsonl, split 'privacy'), if any. */
