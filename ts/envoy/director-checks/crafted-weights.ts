@@ -11,7 +11,7 @@
  *     D = maxᵢ ‖aᵢ‖‖δᵢ‖ / Σ_{j≠i} ‖aⱼ‖‖δⱼ‖
  * (sums of norms, not the norm of the sum: a trained model's per-image gradients cancel in the sum, which
  * must not look like dominance). D = 1 means one image holds half the layer's gradient; honest models
- * measured stayed below 0.62 (bench/crafted-weights.bench.ts).
+ * measured stayed below 2 (bench/crafted-weights.bench.ts).
  */
 import type * as TF from '@tensorflow/tfjs';
 import type { TrainTask } from '../../core/messages.ts';
@@ -23,10 +23,13 @@ import { convFeatures, disposeParams, paramsOfModel, type ConvNetParams } from '
 import type { DirectorRefusal } from './cohort.ts';
 
 /**
- * Above 1, one image holds more than half a dense layer's gradient: refused. Measured on batches of 32
- * (bench/crafted-weights.bench.ts): honest models stayed at or below 0.61 over whole demo runs.
+ * Above 5, one image holds more than 5/6 of a dense layer's gradient, the others next to nothing: refused.
+ * Measured on batches of 32 (bench/crafted-weights.bench.ts): honest models reached 1.81 (a confidently
+ * misclassified image stands out once the rest are learnt) over whole runs of both architectures; a gate
+ * that lets one image through gives tens to infinity. A false refusal costs a round (the others then lack
+ * the hospital for their cohort), so the margin is wide.
  */
-export const MAX_DOMINANCE = 1;
+export const MAX_DOMINANCE = 5;
 /** The batch the check measures on: the limit is calibrated on 32 images (fewer images share less). */
 export const CHECK_BATCH = 32;
 
