@@ -20,7 +20,10 @@
  * Gradients run on the update (lab: ts/leakage/); the worst image's PSNR gap above the floor is reported, and
  * the same for a one-image update (what an envoy whose policy is open would send).
  *
- *   npx tsx bench/malicious-director.bench.ts [--width 8] [--ig-iterations 200]
+ *   npx tsx bench/malicious-director.bench.ts [--width 32] [--ig-iterations 100] [--analytic-iterations 1000]
+ *
+ * Width 32 by default: the lab's reference model, where feature inversion finds one image's pixels from its
+ * features every time (at width 16 it sometimes stalls, at 8 mostly: the attack would look weaker than it is).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -44,7 +47,7 @@ import { startTestFederation } from '../test/helpers/federation.ts';
 import { PNEUMONIAMNIST } from '../test/helpers/paths.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const { values: args } = parseArgs({ options: { width: { type: 'string', default: '8' }, 'ig-iterations': { type: 'string', default: '200' } } });
+const { values: args } = parseArgs({ options: { width: { type: 'string', default: '32' }, 'ig-iterations': { type: 'string', default: '100' }, 'analytic-iterations': { type: 'string', default: '1000' } } });
 const ENVOYS = ['a', 'b', 'c'];
 const TARGET = 'a';
 /** The default policy's fewest images per update, all in one plain SGD step: the most revealing update it allows. */
@@ -124,34 +127,44 @@ const fed = await startTestFederation({
   experiment: { name: 'warmup', rounds: 1, model, training },
 });
 const rows: Record<string, unknown>[] = [];
+const train = loadPneumoniaMnist(PNEUMONIAMNIST, 'train');
+const targetShard = loadShard(TARGET, loadEnvoyConfig(fed.files.envoys.find((f) => f.endsWith(`envoy-${TARGET}.yaml`))!).shard).train;
+const checkBatch = subset(targetShard, [...Array(CHECK_BATCH).keys()]);
+const minimal = subset(targetShard, [...Array(MINIMAL).keys()]);
+const floor = meanImage(train.images, 784);
+const configOf = (attack: Attack) => ExperimentSchema.parse({ ...fed.config, name: `cheat-${attack.name.replace(/_/g, '-')}`, model, training });
+// First every attack against the live envoys (quick), then the lab, with the federation stopped: an attack's
+// minutes of computation must not leave the cheating director's connection unanswered.
+const detections = new Map<string, Map<string, EnvoyOutcome>>();
 try {
   const director = await fed.connectAs('director');
-  const train = loadPneumoniaMnist(PNEUMONIAMNIST, 'train');
-  const targetShard = loadShard(TARGET, loadEnvoyConfig(fed.files.envoys.find((f) => f.endsWith(`envoy-${TARGET}.yaml`))!).shard).train;
-  const checkBatch = subset(targetShard, [...Array(CHECK_BATCH).keys()]);
-  const minimal = subset(targetShard, [...Array(MINIMAL).keys()]);
-  const floor = meanImage(train.images, 784);
   for (const attack of ATTACKS) {
-    const config = ExperimentSchema.parse({ ...fed.config, name: `cheat-${attack.name.replace(/_/g, '-')}`, model, training });
-    const honest = initialWeights(config);
-    const outcomes = await cheatingRound(director, { experiment: config, round: attack.round, ...attack.plan(config, honest, checkBatch) });
-    const target = outcomes.get(TARGET)!;
-    const sent = [...outcomes.values()].some((o) => o.stages.includes('masked_input') || o.stages.includes('share_keys'));
-    const view = attack.view(config, honest, checkBatch);
-    const without = await leakage(config, view, minimal, train.images, floor);
-    const oneImage = view.kind === 'update' ? await leakage(config, view, subset(targetShard, [0]), train.images, floor) : without;
-    const row = {
-      attack: attack.name, detected: !sent && !!target.rule, stage: stageOf(target), rules: Object.fromEntries([...outcomes].map(([e, o]) => [e, o.rule ?? 'none'])),
-      round: attack.round + 1, gap_db_with_checks: sent ? null : 0, gap_db_without_checks: without.gap, attack_without_checks: without.attack,
-      gap_db_without_checks_one_image: oneImage.gap,
-    };
-    rows.push(row);
-    console.log(`${attack.name}: detected ${row.detected} at ${row.stage} (${target.rule}); without the checks +${without.gap.toFixed(1)} dB (${without.attack}), one image +${oneImage.gap.toFixed(1)} dB`);
-    write();
+    const config = configOf(attack);
+    const outcomes = await cheatingRound(director, { experiment: config, round: attack.round, ...attack.plan(config, initialWeights(config), checkBatch) });
+    detections.set(attack.name, outcomes);
+    console.log(`${attack.name}: ${[...outcomes].map(([e, o]) => `${e} ${o.rule ?? 'none'} after [${o.stages.join(', ')}]`).join('; ')}`);
   }
   await director.close();
 } finally {
   await fed.stop();
+}
+for (const attack of ATTACKS) {
+  const config = configOf(attack);
+  const honest = initialWeights(config);
+  const outcomes = detections.get(attack.name)!;
+  const target = outcomes.get(TARGET)!;
+  const sent = [...outcomes.values()].some((o) => o.stages.includes('masked_input') || o.stages.includes('share_keys'));
+  const view = attack.view(config, honest, checkBatch);
+  const without = await leakage(config, view, minimal, train.images, floor);
+  const oneImage = view.kind === 'update' ? await leakage(config, view, subset(targetShard, [0]), train.images, floor) : without;
+  const row = {
+    attack: attack.name, detected: !sent && !!target.rule, stage: stageOf(target), rules: Object.fromEntries([...outcomes].map(([e, o]) => [e, o.rule ?? 'none'])),
+    round: attack.round + 1, gap_db_with_checks: sent ? null : 0, gap_db_without_checks: without.gap, attack_without_checks: without.attack,
+    gap_db_without_checks_one_image: oneImage.gap,
+  };
+  rows.push(row);
+  console.log(`${attack.name}: detected ${row.detected} at ${row.stage} (${target.rule}); without the checks ${without.gap.toFixed(1)} dB (${without.attack}), one image ${oneImage.gap.toFixed(1)} dB`);
+  write();
 }
 
 /** The worst image's PSNR gap above the floor over the lab's attacks on what the director would receive. */
@@ -171,7 +184,8 @@ async function leakage(config: ExperimentConfig, view: View, batch: ImageDataset
     bnStatisticsWeight: 0,
   };
   const results = [
-    { attack: 'analytic', r: await runLeakage({ ...base, attack: 'analytic', iterations: 2000, tvWeight: 0 }) },
+    // As the audit runs it: four restarts where one image's features are inverted.
+    { attack: 'analytic', r: await runLeakage({ ...base, attack: 'analytic', iterations: Number(args['analytic-iterations']), restarts: 4, tvWeight: 0 }) },
     { attack: 'ig', r: await runLeakage({ ...base, attack: 'ig', iterations: Number(args['ig-iterations']), tvWeight: 1e-4 }) },
   ];
   // The worst image's gap over what chance alone scores on a batch this size (score.ts chanceGap).
