@@ -11,6 +11,8 @@ test('five envoys in one process run a secure-aggregation federation as five sep
   const names = ['a', 'b', 'c', 'd', 'e'];
   const fed = await startTestFederation({
     envoys: names, envoyProcesses: 1, trainLimit: 600, protectedDefaults: true,
+    // Five envoys share one event loop: while one trains the others' heartbeats wait (not what this tests).
+    heartbeat: { interval_seconds: 0.5, timeout_seconds: 10 },
     experiment: { name: 'simulated', rounds: 2, min_envoys_to_start: 5, model: { width: 4, seed: 1 }, training: { batch_size: 16 } },
   });
   t.teardown(() => fed.stop());
