@@ -5,7 +5,7 @@
 import test from 'ava';
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../ts/core/tf.ts';
-import { fastBatchNormalization } from '../ts/core/fast-batch-norm.ts';
+import { batchNormKernels, fastBatchNormalization, normalizeInTraining } from '../ts/core/fast-batch-norm.ts';
 
 const maxRelative = (a: TF.Tensor, b: TF.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] / (tf.max(tf.abs(b)).dataSync()[0] + 1e-12));
 
@@ -49,4 +49,23 @@ test('inference mode is the parent layer, and the layer saves as tfjs-layers\' B
   t.true(maxRelative(fast.apply(x, { training: false }) as TF.Tensor, reference.apply(x, { training: false }) as TF.Tensor) < 1e-6);
   t.is(fast.getClassName(), 'BatchNormalization');
   t.deepEqual(fast.getConfig(), reference.getConfig());
+});
+
+test("both implementations of the fused step, TensorFlow's kernels and the formula in tfjs ops, give tf.moments and tf.batchNorm's numbers", (t) => {
+  t.is(batchNormKernels, 'native', 'tfjs-node trains with TensorFlow\'s own fused kernels');
+  const x = tf.randomNormal([6, 5, 5, 4], 0.5, 1.5, 'float32', 7) as TF.Tensor4D;
+  const gamma = tf.randomUniform([4], 0.5, 1.5, 'float32', 8) as TF.Tensor1D;
+  const beta = tf.randomUniform([4], -0.5, 0.5, 'float32', 9) as TF.Tensor1D;
+  const upstream = tf.randomNormal(x.shape, 0, 1, 'float32', 10);
+  const reference = (a: TF.Tensor4D, g: TF.Tensor1D, b: TF.Tensor1D) => { const { mean, variance } = tf.moments(a, [0, 1, 2]); return tf.batchNorm(a, mean, variance, b, g, 1e-3); };
+  const grads = (f: (a: TF.Tensor4D, g: TF.Tensor1D, b: TF.Tensor1D) => TF.Tensor) =>
+    tf.grads((a: TF.Tensor, g: TF.Tensor, b: TF.Tensor) => tf.sum(tf.mul(f(a as TF.Tensor4D, g as TF.Tensor1D, b as TF.Tensor1D), upstream)))([x, gamma, beta]);
+  const expected = grads(reference);
+  const { mean, variance } = tf.moments(x, [0, 1, 2]);
+  for (const kernels of ['native', 'ops'] as const) {
+    const out = normalizeInTraining(x, gamma, beta, 1e-3, kernels);
+    t.true(maxRelative(out.y, reference(x, gamma, beta)) < 1e-5, `${kernels}: output`);
+    t.true(maxRelative(out.mean, mean) < 1e-5 && maxRelative(out.variance, variance) < 1e-4, `${kernels}: the batch's mean and biased variance`);
+    grads((a, g, b) => normalizeInTraining(a, g, b, 1e-3, kernels).y).forEach((got, i) => t.true(maxRelative(got, expected[i]) < 1e-4, `${kernels}: gradient ${i} off by ${maxRelative(got, expected[i])}`));
+  }
 });
