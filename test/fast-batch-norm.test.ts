@@ -6,6 +6,12 @@ import test from 'ava';
 import type * as TF from '@tensorflow/tfjs';
 import { tf } from '../ts/core/tf.ts';
 import { batchNormKernels, fastBatchNormalization, normalizeInTraining } from '../ts/core/fast-batch-norm.ts';
+import { ModelSpecSchema, TrainingSchema } from '../ts/core/config/experiment.ts';
+import { loadPneumoniaMnist } from '../ts/core/data/npz.ts';
+import { buildModel } from '../ts/core/model.ts';
+import { trainLocal } from '../ts/core/training.ts';
+import { readWeights } from '../ts/core/weights.ts';
+import { PNEUMONIAMNIST } from './helpers/paths.ts';
 
 const maxRelative = (a: TF.Tensor, b: TF.Tensor) => tf.tidy(() => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0] / (tf.max(tf.abs(b)).dataSync()[0] + 1e-12));
 
@@ -68,4 +74,21 @@ test("both implementations of the fused step, TensorFlow's kernels and the formu
     t.true(maxRelative(out.mean, mean) < 1e-5 && maxRelative(out.variance, variance) < 1e-4, `${kernels}: the batch's mean and biased variance`);
     grads((a, g, b) => normalizeInTraining(a, g, b, 1e-3, kernels).y).forEach((got, i) => t.true(maxRelative(got, expected[i]) < 1e-4, `${kernels}: gradient ${i} off by ${maxRelative(got, expected[i])}`));
   }
+});
+
+test('a model trained with the fused batch norm ends where tfjs-layers\' own takes it (five Adam steps on X-rays)', async (t) => {
+  const images = loadPneumoniaMnist(PNEUMONIAMNIST, 'train', 160);
+  const config = TrainingSchema.parse({ batch_size: 32, learning_rate: 1e-3, local_epochs: 1 });
+  const trained = async (fusedBatchNorm: boolean) => {
+    const model = buildModel(ModelSpecSchema.parse({ architecture: 'convnet_gap', width: 4, seed: 3 }), {}, { fusedBatchNorm });
+    await trainLocal(model, images, { config, seedSalt: 1 });
+    const w = readWeights(model);
+    model.dispose();
+    return w.values;
+  };
+  const [fused, reference] = [await trained(true), await trained(false)];
+  let diff = 0;
+  let norm = 0;
+  reference.forEach((v, i) => { diff += (fused[i] - v) ** 2; norm += v * v; });
+  t.true(Math.sqrt(diff / norm) < 1e-3, `relative L2 difference ${Math.sqrt(diff / norm).toExponential(2)}`);
 });

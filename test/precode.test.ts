@@ -181,7 +181,10 @@ test('ConvNetBN with PRECODE learns pneumonia from X-rays (validation ROC-AUC we
 });
 
 for (const architecture of ['convnet_bn', 'convnet_gap'] as const) test(`the functional ${architecture} with PRECODE matches the layers model: outputs (eval; train with the same noise) and gradients`, (t) => {
-  const model = buildModel(spec({ beta: 0.1 }, 5, architecture));
+  // tfjs-layers' own batch norm, the arithmetic the twin writes out: TensorFlow's fused kernel (what envoys
+  // train with, fast-batch-norm.ts) rounds equal inputs unequally now and then, so a max-pool after it may
+  // route a tie's gradient to another of the tied pixels (an equally valid subgradient, not an error).
+  const model = buildModel(spec({ beta: 0.1 }, 5, architecture), {}, { fusedBatchNorm: false });
   const p = paramsOfModel(model);
   t.deepEqual(trainableNamesOf(p), model.trainableWeights.map((w) => w.originalName));
   const x = images(4);
