@@ -70,6 +70,10 @@ export function chanceGap(truth: Float32Array[], meanImage: Float32Array, public
   const pixels = meanImage.length;
   const count = publicImages.length / pixels;
   const floor = truth.map((t) => psnr(t, meanImage));
+  // The batch's own images may be among the public ones (the lab attacks PneumoniaMNIST's training images):
+  // a guess must never draw them, or chance would be knowing the answer.
+  const own = new Set(truth.map(imageKey));
+  const drawable = [...Array(count).keys()].filter((i) => !own.has(imageKey(publicImages.subarray(i * pixels, (i + 1) * pixels))));
   let state = (seed >>> 0) % 2147483647 || 1;
   const random = () => { state = Number((BigInt(state) * 48271n) % 2147483647n); return state / 2147483647; };
   let worst = 0;
@@ -78,7 +82,7 @@ export function chanceGap(truth: Float32Array[], meanImage: Float32Array, public
       const guesses = truth.map(() => {
         const blend = new Float32Array(pixels);
         for (let m = 0; m < k; m++) {
-          const offset = Math.floor(random() * count) * pixels;
+          const offset = drawable[Math.floor(random() * drawable.length)] * pixels;
           for (let p = 0; p < pixels; p++) blend[p] += publicImages[offset + p] / k;
         }
         return blend;
@@ -87,6 +91,11 @@ export function chanceGap(truth: Float32Array[], meanImage: Float32Array, public
     }
   }
   return worst;
+}
+
+/** An image's exact identity (its bytes), to recognise the batch's own images among the public ones. */
+function imageKey(image: Float32Array): string {
+  return Buffer.from(image.buffer, image.byteOffset, image.byteLength).toString('base64');
 }
 
 export function summarize(images: ImageScore[]): ScoreSummary {
