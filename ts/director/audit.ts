@@ -28,8 +28,8 @@ export function recordReceived(runDir: string, kind: AuditKind, round: number, c
   writeAuditRecord(dir, {
     experiment: config.name, round, kind, view: aggregate ? 'aggregate' : 'updates', model: config.model, training: config.training,
   }, sent, collection.updates.map((u) => ({
-    // A secure round's single update is the sum over every envoy whose result came with it.
-    envoys: aggregate ? collection.results.map((r) => r.envoy) : [u.envoy],
+    // A secure sum is over its members (the whole round, or one sub-cohort); a plain update is its envoy's.
+    envoys: aggregate ? (u.members ? Object.keys(u.members).sort() : collection.results.map((r) => r.envoy)) : [u.envoy],
     examples: u.examples,
     delta: u.delta,
     ...(u.members ? { weights: normalized(u.members) } : {}),
