@@ -47,3 +47,17 @@ test('one secure sum of the whole round tells the watch nothing', (t) => {
   t.deepEqual(watch.record([{ members: ['a', 'b', 'c'], refused: 'too large' }]), []);
   t.is(watch.suspicion('a'), 0);
 });
+
+test("each hospital's policy judges its own sub-cohort: sums of two are refused by a default envoy (at least three)", async (t) => {
+  const { startTestFederation } = await import('./helpers/federation.ts');
+  const { ExperimentSchema } = await import('../ts/core/config/experiment.ts');
+  const envoys = ['a', 'b', 'c', 'd'];
+  const fed = await startTestFederation({ envoys, protectedDefaults: true, privacy: {}, experiment: { name: 'warmup', rounds: 1, model: { width: 4, seed: 1 } } });
+  t.teardown(() => fed.stop());
+  const config = ExperimentSchema.parse({ ...fed.config, name: 'pairs', rounds: 1, min_envoys_to_start: 4, secagg: { enabled: true, sub_cohort_size: 2 } });
+  const { final } = await fed.run(undefined, config);
+  t.is(final.type, 'failed');
+  t.regex(final.message!, /cannot run: 4 of 4 envoys refuse it by their privacy policy/);
+  t.regex(final.message!, /secure_aggregation\.min_cohort: a secure sum of 2 hospitals, fewer than 3/);
+  t.regex(fed.log('director'), /secure aggregation in 2 sub-cohorts/);
+});
