@@ -10,8 +10,9 @@
  * within one round's bound (`max_update_norm`), then checked on every envoy's batch.
  *
  *   npx tsx bench/crafted-weights.bench.ts [--rounds 10] [--seeds 1,2] [--architectures convnet_gap,convnet_bn] [--width 16] [--train-limit N]
+ *   npx tsx bench/crafted-weights.bench.ts --rescore   (the recorded checks' rates at today's MAX_DOMINANCE, no training)
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +29,7 @@ import { DEMO_ENVOYS, DEMO_PARTITION, demoExperiment } from '../ts/demo/experime
 import { CHECK_BATCH, gradientDominance, MAX_DOMINANCE } from '../ts/envoy/director-checks/crafted-weights.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '10' }, seeds: { type: 'string', default: '1,2' }, 'train-limit': { type: 'string' }, architectures: { type: 'string', default: 'convnet_gap,convnet_bn' }, width: { type: 'string', default: '16' } } });
+const { values: args } = parseArgs({ options: { rounds: { type: 'string', default: '10' }, seeds: { type: 'string', default: '1,2' }, 'train-limit': { type: 'string' }, architectures: { type: 'string', default: 'convnet_gap,convnet_bn' }, width: { type: 'string', default: '16' }, rescore: { type: 'boolean', default: false } } });
 
 /**
  * Edits a cheating director can make to the global model, each aimed at making one image of a batch dominate
@@ -75,15 +76,53 @@ function changeNorm(a: FlatWeights, b: FlatWeights): number {
   return Math.sqrt(s);
 }
 
+const RESULTS_FILE = join(HERE, 'results', 'crafted-weights.json');
+
+interface Check { architecture: string; seed: number; round: number; envoy: string; dominance: number; layer: string }
+type TrapCheck = Check & { change_norm: number };
+
+/** Refusals and detections at the check's limit (MAX_DOMINANCE), with every check kept. */
+function rates(honest: Check[], traps: Record<string, TrapCheck[]>) {
+  const refused = (c: Check) => c.dominance > MAX_DOMINANCE;
+  return {
+    limit: MAX_DOMINANCE,
+    honest: {
+      checks: honest.length, refusals: honest.filter(refused).length, false_refusal_rate: honest.filter(refused).length / honest.length,
+      max_dominance: Math.max(...honest.map((h) => h.dominance)), per_check: honest,
+    },
+    traps: Object.entries(traps).map(([trap, checks]) => ({
+      trap, checks: checks.length, detected: checks.filter(refused).length, detection_rate: checks.filter(refused).length / checks.length,
+      min_dominance: Math.min(...checks.map((c) => c.dominance)), max_change_norm: Math.max(...checks.map((c) => c.change_norm)), per_check: checks,
+    })),
+  };
+}
+
+// JSON has no Infinity: a dominance where every other image's gradient is zero is written as "Infinity".
+const finite = (_key: string, v: unknown) => (v === Infinity ? 'Infinity' : v);
+const infinite = (_key: string, v: unknown) => (v === 'Infinity' ? Infinity : v);
+
+function write(summary: Record<string, unknown> & ReturnType<typeof rates>) {
+  mkdirSync(join(HERE, 'results'), { recursive: true });
+  writeFileSync(RESULTS_FILE, JSON.stringify(summary, finite, 2) + '\n');
+  console.log(JSON.stringify({ ...summary, honest: { ...summary.honest, per_check: undefined }, traps: summary.traps.map((t) => ({ ...t, per_check: undefined })) }, null, 2));
+}
+
+if (args.rescore) {
+  // The dominances do not depend on the limit: the run's checks, counted again at today's limit.
+  const recorded = JSON.parse(readFileSync(RESULTS_FILE, 'utf8'), infinite);
+  const traps = Object.fromEntries((recorded.traps as { trap: string; per_check: TrapCheck[] }[]).map((t) => [t.trap, t.per_check]));
+  write({ ...recorded, ...rates(recorded.honest.per_check, traps), rescored: { date: new Date().toISOString(), command: 'npx tsx bench/crafted-weights.bench.ts --rescore' } });
+  process.exit(0);
+}
+
 const dataPath = findPneumoniaMnist(undefined, 'pass the data');
 const full = loadPneumoniaMnist(dataPath, 'train');
 const train = args['train-limit'] ? subset(full, [...Array(Number(args['train-limit'])).keys()]) : full;
 const shards = DEMO_ENVOYS.map((_, index) => takeShard(train, { ...DEMO_PARTITION, num_shards: DEMO_ENVOYS.length, index }));
 const rounds = Number(args.rounds);
 
-interface Check { architecture: string; seed: number; round: number; envoy: string; dominance: number; layer: string }
 const honest: Check[] = [];
-const traps: Record<string, (Check & { change_norm: number })[]> = Object.fromEntries(Object.keys(TRAPS).map((t) => [t, []]));
+const traps: Record<string, TrapCheck[]> = Object.fromEntries(Object.keys(TRAPS).map((t) => [t, []]));
 const started = performance.now();
 const load = loadavg();
 
@@ -129,23 +168,8 @@ for (const { architecture, seed } of runs) {
   model.dispose();
 }
 
-const summary = {
+write({
   command: `npx tsx bench/crafted-weights.bench.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
   date: new Date().toISOString(), machine: { cores: cpus().length, loadavg_start: load, loadavg_end: loadavg() }, seconds: (performance.now() - started) / 1000,
-  limit: MAX_DOMINANCE,
-  honest: {
-    checks: honest.length, refusals: honest.filter((h) => h.dominance > MAX_DOMINANCE).length,
-    false_refusal_rate: honest.filter((h) => h.dominance > MAX_DOMINANCE).length / honest.length,
-    max_dominance: Math.max(...honest.map((h) => h.dominance)), per_check: honest,
-  },
-  traps: Object.entries(traps).map(([trap, checks]) => ({
-    trap, checks: checks.length, detected: checks.filter((c) => c.dominance > MAX_DOMINANCE).length,
-    detection_rate: checks.filter((c) => c.dominance > MAX_DOMINANCE).length / checks.length,
-    min_dominance: Math.min(...checks.map((c) => c.dominance)), max_change_norm: Math.max(...checks.map((c) => c.change_norm)), per_check: checks,
-  })),
-};
-mkdirSync(join(HERE, 'results'), { recursive: true });
-// JSON has no Infinity: a dominance where every other image's gradient is zero is written as "Infinity".
-const finite = (_key: string, v: unknown) => (v === Infinity ? 'Infinity' : v);
-writeFileSync(join(HERE, 'results', 'crafted-weights.json'), JSON.stringify(summary, finite, 2) + '\n');
-console.log(JSON.stringify({ ...summary, honest: { ...summary.honest, per_check: undefined }, traps: summary.traps.map((t) => ({ ...t, per_check: undefined })) }, null, 2));
+  ...rates(honest, traps),
+});

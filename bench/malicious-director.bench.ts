@@ -20,12 +20,14 @@
  * Gradients run on the update (lab: ts/leakage/); the worst image's PSNR gap above the floor is reported, and
  * the same for a one-image update (what an envoy whose policy is open would send).
  *
- *   npx tsx bench/malicious-director.bench.ts [--width 32] [--ig-iterations 100] [--analytic-iterations 1000]
+ *   npx tsx bench/malicious-director.bench.ts [--width 32] [--ig-iterations 100] [--analytic-iterations 1000] [--only sybils,...]
+ *
+ * `--only` re-runs some attacks and keeps the other rows of the existing file (each row carries its own date).
  *
  * Width 32 by default: the lab's reference model, where feature inversion finds one image's pixels from its
  * features every time (at width 16 it sometimes stalls, at 8 mostly: the attack would look weaker than it is).
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,7 +49,7 @@ import { startTestFederation } from '../test/helpers/federation.ts';
 import { PNEUMONIAMNIST } from '../test/helpers/paths.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const { values: args } = parseArgs({ options: { width: { type: 'string', default: '32' }, 'ig-iterations': { type: 'string', default: '100' }, 'analytic-iterations': { type: 'string', default: '1000' } } });
+const { values: args } = parseArgs({ options: { width: { type: 'string', default: '32' }, 'ig-iterations': { type: 'string', default: '100' }, 'analytic-iterations': { type: 'string', default: '1000' }, only: { type: 'string' } } });
 const ENVOYS = ['a', 'b', 'c'];
 const TARGET = 'a';
 /** The default policy's fewest images per update, all in one plain SGD step: the most revealing update it allows. */
@@ -67,7 +69,7 @@ interface Attack {
   view(config: ExperimentConfig, honest: FlatWeights, targetBatch: ImageDataset): View;
 }
 
-const ATTACKS: Attack[] = [
+const ALL_ATTACKS: Attack[] = [
   {
     name: 'model_inconsistency', round: 1,
     plan: (_c, honest) => { const zero = suppressed(honest); return { envoys: ENVOYS, weightsFor: (e) => (e === TARGET ? honest : zero) }; },
@@ -106,6 +108,9 @@ const ATTACKS: Attack[] = [
   },
 ];
 
+const ATTACKS = args.only ? ALL_ATTACKS.filter((a) => args.only!.split(',').includes(a.name)) : ALL_ATTACKS;
+if (ATTACKS.length === 0) throw new Error(`--only names no attack; attacks: ${ALL_ATTACKS.map((a) => a.name).join(', ')}`);
+
 function gateOrHonest(c: ExperimentConfig, honest: FlatWeights, batch: ImageDataset, bound?: number): FlatWeights {
   return calibratedGate(c, honest, batch, bound) ?? honest;
 }
@@ -126,6 +131,11 @@ const fed = await startTestFederation({
   envoys: ENVOYS, protectedDefaults: true, privacy: {}, trainLimit: 1500, heartbeat: { interval_seconds: 1, timeout_seconds: 60 },
   experiment: { name: 'warmup', rounds: 1, model, training },
 });
+const RESULTS_FILE = join(HERE, 'results', 'malicious-director.json');
+const rerun = new Set(ATTACKS.map((a) => a.name));
+const kept: Record<string, unknown>[] = args.only && existsSync(RESULTS_FILE)
+  ? (JSON.parse(readFileSync(RESULTS_FILE, 'utf8')).attacks as Record<string, unknown>[]).filter((r) => !rerun.has(r.attack as string))
+  : [];
 const rows: Record<string, unknown>[] = [];
 const train = loadPneumoniaMnist(PNEUMONIAMNIST, 'train');
 const targetShard = loadShard(TARGET, loadEnvoyConfig(fed.files.envoys.find((f) => f.endsWith(`envoy-${TARGET}.yaml`))!).shard).train;
@@ -160,7 +170,7 @@ for (const attack of ATTACKS) {
   const row = {
     attack: attack.name, detected: !sent && !!target.rule, stage: stageOf(target), rules: Object.fromEntries([...outcomes].map(([e, o]) => [e, o.rule ?? 'none'])),
     round: attack.round + 1, gap_db_with_checks: sent ? null : 0, gap_db_without_checks: without.gap, attack_without_checks: without.attack,
-    gap_db_without_checks_one_image: oneImage.gap,
+    gap_db_without_checks_one_image: oneImage.gap, date: new Date().toISOString(),
   };
   rows.push(row);
   console.log(`${attack.name}: detected ${row.detected} at ${row.stage} (${target.rule}); without the checks ${without.gap.toFixed(1)} dB (${without.attack}), one image ${oneImage.gap.toFixed(1)} dB`);
@@ -195,10 +205,11 @@ async function leakage(config: ExperimentConfig, view: View, batch: ImageDataset
 
 function write() {
   mkdirSync(join(HERE, 'results'), { recursive: true });
-  writeFileSync(join(HERE, 'results', 'malicious-director.json'), JSON.stringify({
+  const order = (r: Record<string, unknown>) => ALL_ATTACKS.findIndex((a) => a.name === r.attack);
+  writeFileSync(RESULTS_FILE, JSON.stringify({
     command: `npx tsx bench/malicious-director.bench.ts${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
     date: new Date().toISOString(), machine: { cores: cpus().length, loadavg_start: load, loadavg_end: loadavg() }, seconds: (performance.now() - started) / 1000,
     target: `hospital ${TARGET}, its first ${MINIMAL} training images in one SGD step (one image for the one-image column)`, width,
-    attacks: rows,
+    attacks: [...kept, ...rows].sort((a, b) => order(a) - order(b)),
   }, null, 2) + '\n');
 }
