@@ -11,9 +11,10 @@
  *                           image's batch-norm statistics (the 'precode' configuration adds shard statistics)
  *   dp_epsilon_max_rel_error  the RDP accountant against Opacus on the stored grid (test/fixtures)
  *
- *   npx tsx bench/audit.bench.ts [--config audit.yaml] [--rounds 3] [--only none,precode]
+ *   npx tsx bench/audit.bench.ts [--config audit.yaml] [--rounds 3] [--only none,precode] [--keep]
+ *   (--keep: the configurations of the existing results/audit/audit.json that --only leaves out stay in it)
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,16 +27,22 @@ import type { AuditResults } from '../ts/leakage/audit/results.ts';
 import { gradientMatchingGapDb } from '../ts/leakage/audit/svg-scatter.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const { values: args } = parseArgs({ options: { config: { type: 'string' }, rounds: { type: 'string' }, only: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { config: { type: 'string' }, rounds: { type: 'string' }, only: { type: 'string' }, keep: { type: 'boolean', default: false } } });
 
 const sweep = args.config ? loadConfigFile(args.config, AuditSweepSchema) : AuditSweepSchema.parse({});
 sweep.out = resolve(HERE, 'results', 'audit');
 if (args.rounds) sweep.rounds = Number(args.rounds);
 if (args.only) sweep.configurations = sweep.configurations.filter((c) => args.only!.split(',').includes(c.name));
 
+// --keep: the configurations of the existing results/audit/audit.json that this run does not measure stay in it.
+const previous = resolve(sweep.out, 'audit.json');
+const kept = args.keep && existsSync(previous)
+  ? (JSON.parse(readFileSync(previous, 'utf8')) as AuditResults).configurations.filter((c) => !sweep.configurations.some((s) => s.name === c.name))
+  : [];
+
 const started = performance.now();
 const load = loadavg();
-const outputs = await runAudit(sweep, args.config, (line) => console.log(line));
+const outputs = await runAudit(sweep, args.config, (line) => console.log(line), kept);
 const results = JSON.parse(readFileSync(outputs.json, 'utf8')) as AuditResults;
 const byName = (name: string) => results.configurations.find((c) => c.name === name);
 const none = byName('none');

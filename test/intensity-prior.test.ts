@@ -31,3 +31,11 @@ test('a reconstruction right up to brightness and contrast comes back to the ima
   t.deepEqual(batch.slice(0, PIXELS), restored);
   t.true(batch.slice(PIXELS).every((v) => Math.abs(v - own.mean) < 1e-6));
 });
+
+test('with `only`, just the marked images of a batch get the prior', (t) => {
+  const blind = first.map((v) => 0.2 + 0.3 * v);
+  const own = intensityPrior(first, PIXELS);
+  const out = applyIntensityPrior(Float32Array.from([...blind, ...blind]), PIXELS, own, [false, true]);
+  t.deepEqual(out.slice(0, PIXELS), blind);
+  t.true(psnr(first, out.slice(PIXELS)) > 60);
+});

@@ -83,6 +83,19 @@ test('the analytic attack rebuilds the X-ray from a one-image update of ConvNetB
   t.false(r.intensity_prior, 'the scale comes from batch norm\'s epsilon, not from a prior');
 });
 
+test('an image whose features feature inversion matched only approximately gets the intensity prior (its contrast is not pinned)', async (t) => {
+  // Shard statistics: the update carries no statistics of the image that could pin its intensities instead.
+  const update = await oneImageUpdate({ width: 8, seed: 1 }, 3, { batch_norm_statistics: 'shard' });
+  // Five Adam steps and no polish: the features are matched nowhere near float32 precision.
+  const r = await runLeakage({
+    attack: 'analytic', model: update.spec, bnMode: 'train', images: update.image.images, labels: update.image.labels, batch: 1,
+    floorImages: train.images, iterations: 5, restarts: 1, polishIterations: 0, learningRate: 0.1, tvWeight: 0, seed: 0,
+    localSteps: 1, localLearningRate: update.config.learning_rate, localOptimizer: 'sgd', saved: { sent: update.sent, delta: update.delta },
+    bnStatisticsWeight: 0,
+  });
+  t.true(r.intensity_prior);
+});
+
 test('the analytic attack rebuilds the X-ray through PRECODE (noise sampled by the envoy) at >= 60 dB', async (t) => {
   const update = await oneImageUpdate({ width: 32, seed: 1, precode: { enabled: true } }, 5, { batch_norm_statistics: 'shard' });
   const r = await attack(update);

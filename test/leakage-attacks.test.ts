@@ -13,6 +13,8 @@ import { runLeakage, type AttackName, type LeakageRunConfig } from '../ts/leakag
 import { PNEUMONIAMNIST, tempDir } from './helpers/paths.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ATTACK_NAMES, LeakageConfigSchema } from '../ts/leakage/config.ts';
+import { AttackSpecSchema } from '../ts/leakage/audit/config.ts';
 
 const testSet = loadPneumoniaMnist(PNEUMONIAMNIST, 'test', 16);
 const image = (i: number) => testSet.images.slice(i * 784, (i + 1) * 784);
@@ -144,4 +146,10 @@ test('pairs get their labels by trying each label set; single images and larger 
   t.false((await runLeakage(runConfig('multistep', { ...quick, ...victims(2), batch: 2, labelSearch: false }))).label_search);
   t.false((await runLeakage(runConfig('ig', quick))).label_search);
   t.false((await runLeakage(runConfig('ig', { ...quick, ...victims(4), batch: 4 }))).label_search);
+});
+
+test('`secflow leakage attack` takes every attack of the lab, the analytic ones included; the audit takes its one-step attacks', (t) => {
+  for (const attack of ATTACK_NAMES) t.is(LeakageConfigSchema.parse({ attack }).attack, attack);
+  t.throws(() => LeakageConfigSchema.parse({ attack: 'r-gap' }), { message: /Invalid enum value.*'analytic'/s });
+  for (const attack of ['ig', 'dlg', 'analytic', 'precode-ignore'] as const) t.is(AttackSpecSchema.parse({ attack }).attack, attack);
 });

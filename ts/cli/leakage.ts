@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { loadConfigFile, resolveFrom, validateConfig } from '../core/config/load.ts';
 import { AuditSweepSchema } from '../leakage/audit/config.ts';
-import { LeakageConfigSchema, type LeakageConfig } from '../leakage/config.ts';
+import { ATTACK_NAMES, LeakageConfigSchema, type LeakageConfig } from '../leakage/config.ts';
 
 const int = (v: string) => Number.parseInt(v, 10);
 const list = (v: string) => v.split(',').map((s) => int(s.trim()));
@@ -16,7 +16,7 @@ export function registerLeakageCommands(program: Command): void {
   const leakage = program.command('leakage').description('the leakage lab: gradient-inversion attacks on what the director sees');
   leakage.command('attack').description('reconstruct victim images from their gradient or update; PNG grid + JSON summary')
     .option('-c, --config <file>', 'YAML with the keys below (snake_case); flags override it')
-    .option('--attack <name>', 'dlg | dlg-adam | ig | multistep')
+    .option('--attack <name>', ATTACK_NAMES.join(' | '))
     .option('--width <n>', 'ConvNetBN width', int)
     .option('--model-seed <n>', 'seed of the initial weights', int)
     .option('--init <kind>', "he | torch: the untrained weights' initialization (model.init)")

@@ -5,8 +5,12 @@
 import { z } from 'zod';
 import { ModelSpecSchema } from '../core/config/experiment.ts';
 
+/** Every attack of the lab (ts/leakage/attacks/), by the name configs and the CLI give it. */
+export const ATTACK_NAMES = ['dlg', 'dlg-adam', 'ig', 'multistep', 'analytic', 'precode-adaptive', 'precode-ignore'] as const;
+export type AttackName = typeof ATTACK_NAMES[number];
+
 export const LeakageConfigSchema = z.object({
-  attack: z.enum(['dlg', 'dlg-adam', 'ig', 'multistep', 'precode-adaptive']).default('ig'),
+  attack: z.enum(ATTACK_NAMES).default('ig'),
   model: ModelSpecSchema.default({}),
   bn_mode: z.enum(['train', 'eval']).default('eval').describe("batch norm as the victim ran it: 'train' = batch statistics"),
   data: z.string().default('data/pneumoniamnist.npz').describe('PneumoniaMNIST .npz: victim images and the floor'),

@@ -30,13 +30,15 @@ import { applyIntensityPrior, intensityPrior } from './attacks/intensity-prior.t
 import { meanImage } from './metrics.ts';
 import { chanceGap, type ImageScore, scoreBatch, split, summarize, type ScoreSummary } from './score.ts';
 import { writeGrid } from './grid.ts';
+import type { AttackName } from './config.ts';
+
+export type { AttackName };
 
 /**
  * 'analytic': linear-layer leakage + feature inversion (attacks/analytic.ts), on any ConvNetBN, PRECODE or not;
  * 'precode-adaptive' is its earlier name on PRECODE models. 'precode-ignore': matching the conv blocks' gradients
  * under the upstream gradient PRECODE's encoder reveals (attacks/precode-ignore.ts).
  */
-export type AttackName = 'dlg' | 'dlg-adam' | 'ig' | 'multistep' | 'analytic' | 'precode-adaptive' | 'precode-ignore';
 
 /** Attacks that read the scale off batch norm's epsilon themselves (no intensity prior) and need no labels. */
 const ANALYTIC: AttackName[] = ['analytic', 'precode-adaptive'];
@@ -131,7 +133,10 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
   let seconds = 0;
   let iterations = 0;
   const bn = bnStatisticsOf(c, s);
-  const prior = c.intensityPrior !== false && c.bnMode === 'train' && !bn && !ANALYTIC.includes(c.attack) ? intensityPrior(c.floorImages, pixels) : undefined;
+  // Where the update does not pin brightness and contrast: every image of a gradient-matching attack, and the
+  // images feature inversion did not match exactly (intensity-prior.ts).
+  const prior = c.intensityPrior !== false && c.bnMode === 'train' && !bn ? intensityPrior(c.floorImages, pixels) : undefined;
+  let priorApplied = false;
   for (let start = 0; start + c.batch <= truths.length; start += c.batch) {
     const images = c.images.slice(start * pixels, (start + c.batch) * pixels);
     const labels = c.labels.slice(start, start + c.batch);
@@ -143,7 +148,10 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
     tf.dispose(observed);
     seconds += r.seconds;
     iterations += r.iterations;
-    const batchRecon = split(prior ? applyIntensityPrior(r.images, pixels, prior) : r.images, pixels);
+    const unpinned = ANALYTIC.includes(c.attack) ? (r.exact ?? []).map((e) => !e) : undefined;
+    const adjust = prior && (!unpinned || unpinned.some(Boolean));
+    priorApplied ||= !!adjust;
+    const batchRecon = split(adjust ? applyIntensityPrior(r.images, pixels, prior, unpinned) : r.images, pixels);
     const batchTruths = truths.slice(start, start + c.batch);
     const batchScores = scoreBatch(batchTruths, batchRecon, floorMean, shape);
     chance = Math.max(chance, chanceGap(batchTruths, floorMean, c.floorImages, c.seed + 1));
@@ -155,7 +163,7 @@ export async function runLeakage(c: LeakageRunConfig): Promise<LeakageRunResult>
   disposeParams(params);
   tf.dispose(bn?.target.flatMap((m) => [m.mean, m.variance]));
   const result: LeakageRunResult = {
-    attack: c.attack, ...summarize(scores), label_accuracy: correctLabels / Math.max(1, scores.length), intensity_prior: prior !== undefined,
+    attack: c.attack, ...summarize(scores), label_accuracy: correctLabels / Math.max(1, scores.length), intensity_prior: priorApplied,
     label_search: searchesLabels(c), seconds, chance_gap_db: chance,
     iterations_per_second: iterations / Math.max(1e-9, seconds),
   };

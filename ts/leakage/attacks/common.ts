@@ -35,6 +35,11 @@ export interface Reconstruction {
   labels: Int32Array;
   /** The attack's own final loss (what restarts are ranked by). */
   loss: number;
+  /**
+   * Feature inversion only: per image, whether its features were matched to float32 precision. Only then do the
+   * features pin the image's brightness and contrast (through batch norm's epsilon and the padded borders).
+   */
+  exact?: boolean[];
   iterations: number;
   seconds: number;
 }

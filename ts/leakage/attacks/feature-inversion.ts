@@ -23,7 +23,7 @@ export interface FeatureInversionOptions extends IgOptions {
 }
 
 /** Measured (ConvNetBN, one image): restarts that reach the truth end below 1e-12; stuck ones stay above 1e-5. */
-const EXACT = 1e-10;
+export const EXACT = 1e-10;
 
 /** Width 32 finds every image tried with one restart; width 16 two of three with one, all tried with four. */
 export const FEATURE_INVERSION_DEFAULTS = { iterations: 2000, restarts: 4, learningRate: 0.1, tvWeight: 0, polishIterations: 600 };
@@ -73,8 +73,11 @@ export function invertFeatures(s: AttackSetting, target: TF.Tensor2D, labels: In
     if (!best || loss < best.loss) best = { images: x, loss };
     if (best.loss < EXACT) break; // found to float32 precision: no restart can do better
   }
+  // Per image where the images are independent problems (lossesAt gives one each); else one verdict for all.
+  const losses = o.bnStatistics ? Float32Array.of(best!.loss) : lossesAt(best!.images);
+  const exact = Array.from({ length: s.batch }, (_, i) => (losses.length === s.batch ? losses[i] : losses[0]) < EXACT);
   return {
-    images: clip01(best!.images), labels, loss: best!.loss,
+    images: clip01(best!.images), labels, loss: best!.loss, exact,
     iterations: o.restarts * (o.iterations + o.polishIterations), seconds: (performance.now() - started) / 1000,
   };
 }

@@ -9,7 +9,10 @@
  * So the attacker fills in those two numbers from what it knows of the data, as it knows the training-set
  * mean image the floor is made of: each reconstruction gets the average per-image mean and standard
  * deviation of the training set. Only when nothing in the update pins them down (training-mode batch norm
- * and no batch-norm statistics matched); otherwise the attack's own intensities stand.
+ * and no batch-norm statistics matched); otherwise the attack's own intensities stand. Feature inversion (the
+ * analytic attacks) pins them itself when it matches an image's features exactly; an image it matched only
+ * approximately gets the prior: at width 16 the audit's PRECODE probes came back with the right X-ray at SSIM
+ * 0.92 and the contrast blown out, 14–16 dB, below the floor by PSNR.
  */
 
 export interface IntensityPrior { mean: number; std: number }
@@ -27,10 +30,14 @@ export function intensityPrior(images: Float32Array, pixelsPerImage: number): In
   return { mean: meanSum / n, std: stdSum / n };
 }
 
-/** Each image of `batch` shifted and scaled to the prior's mean and standard deviation, kept in [0, 1]. */
-export function applyIntensityPrior(batch: Float32Array, pixelsPerImage: number, prior: IntensityPrior): Float32Array {
-  const out = new Float32Array(batch.length);
+/**
+ * Each image of `batch` shifted and scaled to the prior's mean and standard deviation, kept in [0, 1]; with `only`,
+ * just the images it marks (the others are copied as they are).
+ */
+export function applyIntensityPrior(batch: Float32Array, pixelsPerImage: number, prior: IntensityPrior, only?: boolean[]): Float32Array {
+  const out = Float32Array.from(batch);
   for (let start = 0; start < batch.length; start += pixelsPerImage) {
+    if (only && !only[start / pixelsPerImage]) continue;
     const image = batch.subarray(start, start + pixelsPerImage);
     const { mean, std } = moments(image);
     // A flat image has no contrast to rescale: it becomes the prior's mean brightness.

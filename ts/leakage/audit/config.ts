@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { ModelSpecSchema, SecAggSchema, TrainingSchema } from '../../core/config/experiment.ts';
+import type { AttackName } from '../config.ts';
 
 /** The attack papers' setting: one plain SGD step on one image (a single-image update). */
 export const SINGLE_IMAGE_PROBE = { examples_per_round: 1, batch_size: 1, local_epochs: 1, optimizer: 'sgd', momentum: 0, learning_rate: 0.001 } as const;
@@ -13,8 +14,9 @@ export const SINGLE_IMAGE_PROBE = { examples_per_round: 1, batch_size: 1, local_
  * One attack of the sweep. 'analytic' (linear-layer leakage + feature inversion) runs on every configuration;
  * 'precode-ignore' (matching the conv blocks' gradients, PRECODE's stochastic layer left out) on PRECODE ones.
  */
-const AttackSpecSchema = z.object({
-  attack: z.enum(['ig', 'dlg', 'dlg-adam', 'analytic', 'precode-ignore']),
+export const AttackSpecSchema = z.object({
+  // The attacks on one recorded single-step update (multistep needs the local steps; precode-adaptive is analytic's PRECODE-only form).
+  attack: z.enum(['ig', 'dlg', 'dlg-adam', 'analytic', 'precode-ignore'] as const satisfies readonly AttackName[]),
   iterations: z.number().int().positive().default(1000),
   restarts: z.number().int().positive().default(1),
   learning_rate: z.number().positive().default(0.1),
