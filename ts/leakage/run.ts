@@ -40,7 +40,7 @@ export type { AttackName };
  * under the upstream gradient PRECODE's encoder reveals (attacks/precode-ignore.ts).
  */
 
-/** Attacks that read the scale off batch norm's epsilon themselves (no intensity prior) and need no labels. */
+/** Attacks that read the scale off batch norm's epsilon themselves (the prior only for images they did not match exactly) and need no labels. */
 const ANALYTIC: AttackName[] = ['analytic', 'precode-adaptive'];
 
 export interface LeakageRunConfig {
