@@ -5,6 +5,8 @@ import { aggregateProblem, cappedExamples, screenCohort, updateProblem } from '.
 import { CoordinateMedian } from '../ts/director/strategies/median.ts';
 import { TrimmedMean } from '../ts/director/strategies/trimmed-mean.ts';
 import { clipToNorm } from '../ts/envoy/update-bounds.ts';
+import { screenedCohort } from '../ts/director/round/plain.ts';
+import { ExperimentSchema } from '../ts/core/config/experiment.ts';
 
 const manifest = [{ name: 'w', shape: [4] }];
 const flat = (...v: number[]): FlatWeights => ({ manifest, values: Float32Array.from(v) });
@@ -68,4 +70,13 @@ test('the coordinate-wise median and trimmed mean ignore one extreme update', (t
   t.deepEqual(Array.from(trimmed.values).map((v) => +v.toFixed(5)), [0.9, 2.1, 2.9, 4.1], 'trimming 1 of 4 each end: the mean of the middle two');
   const plain = new TrimmedMean(0).aggregate(global, updates);
   t.is(+plain.values[0].toFixed(4), -24.25, 'no trimming: the plain mean, which the extreme one drags');
+});
+
+test("an audit probe's one-image updates are recorded as they came: the cohort screen is for rounds that aggregate", (t) => {
+  const config = ExperimentSchema.parse({ name: 'x', rounds: 1 });
+  const updates = [update('a', 1, 1, 0.2, 0), update('b', 0.8, 1.2, 0, 0.1), update('c', 1.1, 0.9, 0.1, -0.1), update('d', -1, -1, -0.1, 0)];
+  t.deepEqual(screenedCohort(updates, { config }).refused.map((r) => r.envoy), ['d'], 'a training round screens (min_cosine 0 by default)');
+  const probe = screenedCohort(updates, { config, audit: { kind: 'probe' } });
+  t.deepEqual(probe.refused, []);
+  t.is(probe.kept.length, 4);
 });

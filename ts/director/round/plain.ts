@@ -13,6 +13,16 @@ import type { RoundCollection, RoundContext } from './context.ts';
 import { serveResults, type ResultAck } from './results.ts';
 import type { RoundWorkflow } from './workflow.ts';
 
+/**
+ * Updates far outside the rest of the cohort leave the round (admission.ts: `min_cosine`, `max_norm_ratio`).
+ * Not in an audit probe: it is recorded, never aggregated, and its one-image updates are bound to disagree with
+ * each other; screening them would only count honest envoys as suspects.
+ */
+export function screenedCohort(updates: ClientUpdate[], ctx: Pick<RoundContext, 'config' | 'audit'>): ReturnType<typeof screenCohort> {
+  if (ctx.audit?.kind === 'probe') return { kept: updates, refused: [] };
+  return screenCohort(updates, { minCosine: ctx.config.aggregation.min_cosine, maxNormRatio: ctx.config.aggregation.max_norm_ratio });
+}
+
 export class PlainWorkflow implements RoundWorkflow {
   private readonly updates: ClientUpdate[] = [];
   private readonly results: TrainResult[] = [];
@@ -32,9 +42,8 @@ export class PlainWorkflow implements RoundWorkflow {
   }
 
   collection(cohort: Cohort): RoundCollection {
-    // Updates far outside the rest of the cohort leave the round (admission.ts: `min_cosine`, `max_norm_ratio`).
-    const { config, log, round } = this.ctx;
-    const { kept, refused } = screenCohort(this.updates, { minCosine: config.aggregation.min_cosine, maxNormRatio: config.aggregation.max_norm_ratio });
+    const { log, round } = this.ctx;
+    const { kept, refused } = screenedCohort(this.updates, this.ctx);
     for (const r of refused) log.warn(`round ${round + 1}: continuing without ${r.envoy}: ${r.reason}`);
     const out = new Set(refused.map((r) => r.envoy));
     return { updates: kept, results: this.results.filter((r) => !out.has(r.envoy)), dropped: [...cohort.dropped, ...refused] };

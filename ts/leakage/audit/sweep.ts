@@ -67,7 +67,11 @@ async function runConfiguration(sweep: AuditSweep, c: AuditConfiguration, dataPa
   for (let round = 0; round < config.rounds; round++) {
     const recordDir = auditRoundDir(runDir, round, 'probe');
     if (!existsSync(join(recordDir, 'record.json'))) { say(`  round ${round + 1}: no probe record (the probe failed); skipped`); continue; }
-    for (const target of targetsOf(readAuditRecord(recordDir).view, envoys, sweep.attack_envoys)) {
+    const record = readAuditRecord(recordDir);
+    for (const target of targetsOf(record.view, envoys, sweep.attack_envoys)) {
+      // An envoy whose probe the director did not receive (it dropped out, say) leaves nothing to attack.
+      const missing = target.filter((e) => !record.updates.some((u) => u.envoys.includes(e)));
+      if (missing.length) { say(`  round ${round + 1}: no probe update from ${missing.join(', ')}; skipped`); continue; }
       const outDir = join(dir, 'attacks', `round-${round + 1}-${target.length > 1 ? 'aggregate' : target[0]}`);
       const attack = (spec: AttackSpec) =>
         scored(probeAttackConfig(run, round, target, attackSettings(spec)), spec.attack, round, target, floorImages, outDir, sweep.out, say);
