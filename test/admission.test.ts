@@ -1,11 +1,10 @@
 /** The director's admission checks and the robust strategies, on small vectors whose answers are known. */
 import test from 'ava';
 import type { FlatWeights } from '../ts/core/weights.ts';
-import { aggregateProblem, cappedExamples, screenCohort, updateProblem } from '../ts/director/admission.ts';
+import { aggregateProblem, cappedExamples, screenCohort, screenedCohort, updateProblem } from '../ts/director/admission.ts';
 import { CoordinateMedian } from '../ts/director/strategies/median.ts';
 import { TrimmedMean } from '../ts/director/strategies/trimmed-mean.ts';
 import { clipToNorm } from '../ts/envoy/update-bounds.ts';
-import { screenedCohort } from '../ts/director/round/plain.ts';
 import { ExperimentSchema } from '../ts/core/config/experiment.ts';
 
 const manifest = [{ name: 'w', shape: [4] }];
@@ -75,8 +74,8 @@ test('the coordinate-wise median and trimmed mean ignore one extreme update', (t
 test("an audit probe's one-image updates are recorded as they came: the cohort screen is for rounds that aggregate", (t) => {
   const config = ExperimentSchema.parse({ name: 'x', rounds: 1 });
   const updates = [update('a', 1, 1, 0.2, 0), update('b', 0.8, 1.2, 0, 0.1), update('c', 1.1, 0.9, 0.1, -0.1), update('d', -1, -1, -0.1, 0)];
-  t.deepEqual(screenedCohort(updates, { config }).refused.map((r) => r.envoy), ['d'], 'a training round screens (min_cosine 0 by default)');
-  const probe = screenedCohort(updates, { config, audit: { kind: 'probe' } });
+  t.deepEqual(screenedCohort(updates, config).refused.map((r) => r.envoy), ['d'], 'a training round screens (min_cosine 0 by default)');
+  const probe = screenedCohort(updates, config, { kind: 'probe' });
   t.deepEqual(probe.refused, []);
   t.is(probe.kept.length, 4);
 });

@@ -12,6 +12,7 @@
  *  - under secure aggregation, the unmasked aggregate must be finite and within the bound.
  */
 import type { ExperimentConfig } from '../core/config/experiment.ts';
+import type { TrainTask } from '../core/messages.ts';
 import type { Trust } from '../core/trust/index.ts';
 import { slicesOf, type FlatWeights } from '../core/weights.ts';
 import type { EnvoyRegistry } from './registry.ts';
@@ -78,6 +79,16 @@ export function withWeightCap(updates: ClientUpdate[], config: ExperimentConfig)
   if (updates.some((u) => u.members)) return updates;
   const examples = cappedExamples(updates.map((u) => u.examples), config.aggregation.max_weight_fraction);
   return updates.map((u, i) => ({ ...u, examples: examples[i] }));
+}
+
+/**
+ * The cohort screen as a round runs it, for single updates and for sub-cohort sums alike (`min_cosine`,
+ * `max_norm_ratio`). Not in an audit probe: it is recorded, never aggregated, and its one-image updates are bound
+ * to disagree with each other; screening them would only count honest envoys as suspects.
+ */
+export function screenedCohort(updates: ClientUpdate[], config: ExperimentConfig, audit?: TrainTask['audit']): ReturnType<typeof screenCohort> {
+  if (audit?.kind === 'probe') return { kept: updates, refused: [] };
+  return screenCohort(updates, { minCosine: config.aggregation.min_cosine, maxNormRatio: config.aggregation.max_norm_ratio });
 }
 
 /**

@@ -6,22 +6,12 @@ import type { Subscription } from 'nats';
 import type { TrainResult } from '../../core/messages.ts';
 import { fetchBlob } from '../../core/transport/blobs.ts';
 import { decodeWeights } from '../../core/weights.ts';
-import { admittedExamples, screenCohort, updateProblem } from '../admission.ts';
+import { admittedExamples, screenedCohort, updateProblem } from '../admission.ts';
 import type { ClientUpdate } from '../strategies/index.ts';
 import type { Cohort, Stage } from './cohort.ts';
 import type { RoundCollection, RoundContext } from './context.ts';
 import { serveResults, type ResultAck } from './results.ts';
 import type { RoundWorkflow } from './workflow.ts';
-
-/**
- * Updates far outside the rest of the cohort leave the round (admission.ts: `min_cosine`, `max_norm_ratio`).
- * Not in an audit probe: it is recorded, never aggregated, and its one-image updates are bound to disagree with
- * each other; screening them would only count honest envoys as suspects.
- */
-export function screenedCohort(updates: ClientUpdate[], ctx: Pick<RoundContext, 'config' | 'audit'>): ReturnType<typeof screenCohort> {
-  if (ctx.audit?.kind === 'probe') return { kept: updates, refused: [] };
-  return screenCohort(updates, { minCosine: ctx.config.aggregation.min_cosine, maxNormRatio: ctx.config.aggregation.max_norm_ratio });
-}
 
 export class PlainWorkflow implements RoundWorkflow {
   private readonly updates: ClientUpdate[] = [];
@@ -43,7 +33,7 @@ export class PlainWorkflow implements RoundWorkflow {
 
   collection(cohort: Cohort): RoundCollection {
     const { log, round } = this.ctx;
-    const { kept, refused } = screenedCohort(this.updates, this.ctx);
+    const { kept, refused } = screenedCohort(this.updates, this.ctx.config, this.ctx.audit);
     for (const r of refused) log.warn(`round ${round + 1}: continuing without ${r.envoy}: ${r.reason}`);
     const out = new Set(refused.map((r) => r.envoy));
     return { updates: kept, results: this.results.filter((r) => !out.has(r.envoy)), dropped: [...cohort.dropped, ...refused] };

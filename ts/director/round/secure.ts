@@ -19,7 +19,7 @@ import { taskParams } from '../../core/secagg/params.ts';
 import { subjects } from '../../core/subjects.ts';
 import type { Peer } from '../../core/trust/index.ts';
 import { fetchBlob } from '../../core/transport/blobs.ts';
-import { admittedExamples, aggregateProblem, cappedExamples, screenCohort } from '../admission.ts';
+import { admittedExamples, aggregateProblem, cappedExamples, screenedCohort } from '../admission.ts';
 import type { ClientUpdate } from '../strategies/index.ts';
 import type { Cohort, Stage } from './cohort.ts';
 import { RoundFailure, type RoundCollection, type RoundContext } from './context.ts';
@@ -163,7 +163,7 @@ export class SecureWorkflow implements RoundWorkflow {
   private screened(updates: ClientUpdate[]) {
     if (updates.length < 3) return { kept: updates, refused: [] };
     const { config, log, round } = this.ctx;
-    const screened = screenCohort(updates, { minCosine: config.aggregation.min_cosine, maxNormRatio: config.aggregation.max_norm_ratio });
+    const screened = screenedCohort(updates, config, this.ctx.audit);
     for (const r of screened.refused) log.warn(`round ${round + 1}: continuing without the ${r.envoy}: ${r.reason}`);
     return screened;
   }
