@@ -25,7 +25,10 @@ export interface FeatureInversionOptions extends IgOptions {
 /** Measured (ConvNetBN, one image): restarts that reach the truth end below 1e-12; stuck ones stay above 1e-5. */
 const EXACT = 1e-10;
 
-/** Width 32 finds every image tried with one restart; width 16 two of three with one, all tried with four. */
+/**
+ * Width 32 finds every image tried with one restart; width 16 most with one, but not every one with four: the
+ * PRECODE probe of the audit's round 1 needed six (each about a minute on 2 cores). Restarts stop at the first exact match.
+ */
 export const FEATURE_INVERSION_DEFAULTS = { iterations: 2000, restarts: 4, learningRate: 0.1, tvWeight: 0, polishIterations: 600 };
 
 /**

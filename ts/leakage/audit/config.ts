@@ -86,7 +86,7 @@ export const AuditSweepSchema = z.object({
   probe: TrainingSchema.partial().default(SINGLE_IMAGE_PROBE),
   attacks: z.array(AttackSpecSchema).min(1).default([
     { attack: 'ig', iterations: 1000 }, { attack: 'dlg', iterations: 300 },
-    { attack: 'analytic', iterations: 2000, restarts: 4 }, { attack: 'precode-ignore', iterations: 1000 },
+    { attack: 'analytic', iterations: 2000, restarts: 10 }, { attack: 'precode-ignore', iterations: 1000 },
   ]),
   attack_envoys: z.number().int().min(1).default(1).describe('attack the probes of this many envoys per round (first by name)'),
   configurations: z.array(ConfigurationSchema).min(1).default(DEFAULT_CONFIGURATIONS),
