@@ -64,6 +64,22 @@ test('Equal (via the gradient of logSumExp) twice-differentiates', (t) => {
   close(t, directional(f as (p: TF.Tensor) => TF.Scalar, z, rand(z.shape, 12), 1e-2), 1e-2, 'd/dz');
 });
 
+for (const kernel of ['Mean', 'Sum'] as const) {
+  test(`${kernel}'s replacement gradient spreads dy over the reduced axes, and twice-differentiates`, (t) => {
+    const reduce = (u: TF.Tensor, keep = false) => (kernel === 'Mean' ? tf.mean(u, [0, 2], keep) : tf.sum(u, [0, 2], keep));
+    const x = rand([2, 3, 4, 5], 16);
+    const w = rand([3, 5], 17);
+    // d/dx Σ w·reduce(x) = w broadcast over the reduced axes (divided by their size, 8, for the mean).
+    const got = tf.grad((u) => tf.sum(tf.mul(reduce(u), w)))(x);
+    const want = tf.mul(tf.reshape(w, [1, 3, 1, 5]), tf.onesLike(x)).div(kernel === 'Mean' ? 8 : 1);
+    t.true(tf.abs(tf.sub(got, want)).max().dataSync()[0] < 1e-6);
+    // A batch-norm-like variance: its gradient differentiated again, against finite differences.
+    const variance = (u: TF.Tensor) => reduce(tf.square(tf.sub(u, reduce(u, true))));
+    const f = (xi: TF.Tensor) => tf.sum(tf.square(tf.grad((u) => tf.sum(tf.mul(variance(u), w)))(xi)));
+    close(t, directional(f as (p: TF.Tensor) => TF.Scalar, x, rand(x.shape, 18), 1e-2), 1e-2, 'd/dx');
+  });
+}
+
 const tiny = ModelSpecSchema.parse({ width: 3, seed: 4, input_size: [12, 12] });
 
 for (const mode of ['train', 'eval'] as BnMode[]) {
