@@ -74,8 +74,12 @@ test('the coordinate-wise median and trimmed mean ignore one extreme update', (t
 test("an audit probe's one-image updates are recorded as they came: the cohort screen is for rounds that aggregate", (t) => {
   const config = ExperimentSchema.parse({ name: 'x', rounds: 1 });
   const updates = [update('a', 1, 1, 0.2, 0), update('b', 0.8, 1.2, 0, 0.1), update('c', 1.1, 0.9, 0.1, -0.1), update('d', -1, -1, -0.1, 0)];
-  t.deepEqual(screenedCohort(updates, config).refused.map((r) => r.envoy), ['d'], 'a training round screens (min_cosine 0 by default)');
-  const probe = screenedCohort(updates, config, { kind: 'probe' });
+  const warned: string[] = [];
+  const log = { warn: (line: string) => warned.push(line) };
+  t.deepEqual(screenedCohort(updates, { config, round: 1, log }).refused.map((r) => r.envoy), ['d'], 'a training round screens (min_cosine 0 by default)');
+  t.regex(warned.join('\n'), /^round 2: continuing without d: its update points against the cohort's/, 'and says so in the log');
+  const probe = screenedCohort(updates, { config, round: 1, log, audit: { kind: 'probe' } });
   t.deepEqual(probe.refused, []);
   t.is(probe.kept.length, 4);
+  t.is(warned.length, 1, 'a probe logs no refusal');
 });

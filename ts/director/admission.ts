@@ -13,6 +13,7 @@
  */
 import type { ExperimentConfig } from '../core/config/experiment.ts';
 import type { TrainTask } from '../core/messages.ts';
+import type { Logger } from '../core/log.ts';
 import type { Trust } from '../core/trust/index.ts';
 import { slicesOf, type FlatWeights } from '../core/weights.ts';
 import type { EnvoyRegistry } from './registry.ts';
@@ -83,13 +84,19 @@ export function withWeightCap(updates: ClientUpdate[], config: ExperimentConfig)
 
 /**
  * The cohort screen as a round runs it, for single updates and for sub-cohort sums alike (`min_cosine`,
- * `max_norm_ratio`). Not in an audit probe: it is recorded, never aggregated, and its one-image updates are bound
+ * `max_norm_ratio`); each refusal is logged as the round continuing without that update. Not in an audit probe: it is recorded, never aggregated, and its one-image updates are bound
  * to disagree with each other; screening them would only count honest envoys as suspects.
  */
-export function screenedCohort(updates: ClientUpdate[], config: ExperimentConfig, audit?: TrainTask['audit']): ReturnType<typeof screenCohort> {
-  if (audit?.kind === 'probe') return { kept: updates, refused: [] };
-  return screenCohort(updates, { minCosine: config.aggregation.min_cosine, maxNormRatio: config.aggregation.max_norm_ratio });
+export function screenedCohort(updates: ClientUpdate[], round: ScreenedRound): ReturnType<typeof screenCohort> {
+  if (round.audit?.kind === 'probe') return { kept: updates, refused: [] };
+  const { config, log } = round;
+  const screened = screenCohort(updates, { minCosine: config.aggregation.min_cosine, maxNormRatio: config.aggregation.max_norm_ratio });
+  for (const r of screened.refused) log.warn(`round ${round.round + 1}: continuing without ${r.envoy}: ${r.reason}`);
+  return screened;
 }
+
+/** What the screen needs of a round: its limits, whether it is an audit probe, and where refusals are logged. */
+export interface ScreenedRound { config: ExperimentConfig; audit?: TrainTask['audit']; round: number; log: Pick<Logger, 'warn'> }
 
 /**
  * Without secure aggregation: refuses updates far outside the rest of the cohort: pointing against it (a

@@ -32,9 +32,7 @@ export class PlainWorkflow implements RoundWorkflow {
   }
 
   collection(cohort: Cohort): RoundCollection {
-    const { log, round } = this.ctx;
-    const { kept, refused } = screenedCohort(this.updates, this.ctx.config, this.ctx.audit);
-    for (const r of refused) log.warn(`round ${round + 1}: continuing without ${r.envoy}: ${r.reason}`);
+    const { kept, refused } = screenedCohort(this.updates, this.ctx);
     const out = new Set(refused.map((r) => r.envoy));
     return { updates: kept, results: this.results.filter((r) => !out.has(r.envoy)), dropped: [...cohort.dropped, ...refused] };
   }

@@ -153,7 +153,7 @@ export class SecureWorkflow implements RoundWorkflow {
       (aggregate.recovered.length ? `; masks of ${aggregate.recovered.join(', ')} removed with their neighbours' shares` : '') +
       ` (quantization error <= ${aggregate.errorBound.toExponential(2)} per weight)`);
     return {
-      envoy: `secure sum of ${aggregate.included.length}${this.sums.length > 1 ? ` (${aggregate.included.join(', ')})` : ''}`,
+      envoy: `the secure sum of ${aggregate.included.length}${this.sums.length > 1 ? ` (${aggregate.included.join(', ')})` : ''}`,
       examples: aggregate.examples, delta: { manifest: ctx.global.manifest, values: aggregate.delta },
       members: Object.fromEntries(aggregate.included.map((e) => [e, sum.plan.examples.get(e)!])),
     };
@@ -162,10 +162,7 @@ export class SecureWorkflow implements RoundWorkflow {
   /** Sub-cohort sums far outside the others' leave the round, as single updates do without secure aggregation. */
   private screened(updates: ClientUpdate[]) {
     if (updates.length < 3) return { kept: updates, refused: [] };
-    const { config, log, round } = this.ctx;
-    const screened = screenedCohort(updates, config, this.ctx.audit);
-    for (const r of screened.refused) log.warn(`round ${round + 1}: continuing without the ${r.envoy}: ${r.reason}`);
-    return screened;
+    return screenedCohort(updates, this.ctx);
   }
 
   /** Runs a stage's opening for every sum still going; the round fails once none is. */
