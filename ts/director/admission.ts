@@ -84,8 +84,9 @@ export function withWeightCap(updates: ClientUpdate[], config: ExperimentConfig)
 
 /**
  * The cohort screen as a round runs it, for single updates and for sub-cohort sums alike (`min_cosine`,
- * `max_norm_ratio`); each refusal is logged as the round continuing without that update. Not in an audit probe: it is recorded, never aggregated, and its one-image updates are bound
- * to disagree with each other; screening them would only count honest envoys as suspects.
+ * `max_norm_ratio`); each refusal is logged as the round continuing without that update. Not in an audit probe:
+ * it is recorded, never aggregated, and its one-image updates are bound to disagree with each other; screening
+ * them would only count honest envoys as suspects.
  */
 export function screenedCohort(updates: ClientUpdate[], round: ScreenedRound): ReturnType<typeof screenCohort> {
   if (round.audit?.kind === 'probe') return { kept: updates, refused: [] };

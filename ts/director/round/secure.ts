@@ -110,7 +110,8 @@ export class SecureWorkflow implements RoundWorkflow {
       else outcomes.push({ members: sum.members, refused: sum.failure });
     }
     if (!sums.length) throw new RoundFailure(this.sums.length === 1 ? this.sums[0].failure! : `every sub-cohort failed: ${this.sums.map((s) => s.failure).join('; ')}`);
-    const { kept, refused } = this.screened(sums.map((s) => s.update));
+    // Sub-cohort sums far outside the others' leave the round, as single updates do without secure aggregation.
+    const { kept, refused } = screenedCohort(sums.map((s) => s.update), this.ctx);
     for (const { sum, update } of sums) {
       const refusal = refused.find((r) => r.envoy === update.envoy);
       outcomes.push({ members: sum.members, ...(refusal ? { refused: refusal.reason } : {}) });
@@ -157,12 +158,6 @@ export class SecureWorkflow implements RoundWorkflow {
       examples: aggregate.examples, delta: { manifest: ctx.global.manifest, values: aggregate.delta },
       members: Object.fromEntries(aggregate.included.map((e) => [e, sum.plan.examples.get(e)!])),
     };
-  }
-
-  /** Sub-cohort sums far outside the others' leave the round, as single updates do without secure aggregation. */
-  private screened(updates: ClientUpdate[]) {
-    if (updates.length < 3) return { kept: updates, refused: [] };
-    return screenedCohort(updates, this.ctx);
   }
 
   /** Runs a stage's opening for every sum still going; the round fails once none is. */
