@@ -14,7 +14,7 @@
  *   npx tsx bench/audit.bench.ts [--config audit.yaml] [--rounds 3] [--only none,precode] [--keep]
  *   (--keep: the configurations of the existing results/audit/audit.json that --only leaves out stay in it)
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -34,15 +34,10 @@ sweep.out = resolve(HERE, 'results', 'audit');
 if (args.rounds) sweep.rounds = Number(args.rounds);
 if (args.only) sweep.configurations = sweep.configurations.filter((c) => args.only!.split(',').includes(c.name));
 
-// --keep: the configurations of the existing results/audit/audit.json that this run does not measure stay in it.
-const previous = resolve(sweep.out, 'audit.json');
-const kept = args.keep && existsSync(previous)
-  ? (JSON.parse(readFileSync(previous, 'utf8')) as AuditResults).configurations.filter((c) => !sweep.configurations.some((s) => s.name === c.name))
-  : [];
 
 const started = performance.now();
 const load = loadavg();
-const outputs = await runAudit(sweep, args.config, (line) => console.log(line), kept);
+const outputs = await runAudit(sweep, args.config, (line) => console.log(line), { keep: args.keep });
 const results = JSON.parse(readFileSync(outputs.json, 'utf8')) as AuditResults;
 const byName = (name: string) => results.configurations.find((c) => c.name === name);
 const none = byName('none');

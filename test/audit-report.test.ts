@@ -1,12 +1,14 @@
 import test from 'ava';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from '../ts/core/tf.ts';
 import { writeGrid } from '../ts/leakage/grid.ts';
 import { csvCell, svgToPng, writeAuditTables, writeHtmlReport, writeScatter } from '../ts/leakage/audit/report.ts';
 import { niceTicks } from '../ts/leakage/audit/svg-scatter.ts';
+import { runAudit } from '../ts/leakage/audit/cli-run.ts';
+import { AuditSweepSchema } from '../ts/leakage/audit/config.ts';
 import type { AttackScore, AuditResults, ConfigurationResult } from '../ts/leakage/audit/results.ts';
-import { tempDir } from './helpers/paths.ts';
+import { PNEUMONIAMNIST, tempDir } from './helpers/paths.ts';
 
 // Spelled out rather than imported, so renaming or reordering a column fails here.
 const HEADER = 'name,envoys,rounds,roc_auc,accuracy,sensitivity,specificity,dp_epsilon,psnr_mean,psnr_worst_case,' +
@@ -172,6 +174,32 @@ test('report.html: every configuration, escaped names, the inline scatter, the g
   // Per-round scores: best gap of the probe images is 24.25 - 20.5 = 3.75 dB (one image each: chance scores 0).
   t.regex(page, /<td>2<\/td><td class="text">ig<\/td><td class="text">hospital-a<\/td><td>2<\/td><td>22.88<\/td><td>24.25<\/td><td>19.75<\/td><td>0.00<\/td><td class="bad">3.75<\/td>/);
   t.true(page.includes('<b>Batches and chance.</b>'), 'the report says why a batch\'s worst case is counted over chance');
+});
+
+/** A sweep into `dir` that runs no configuration of its own (no federation): only what it keeps is reported. */
+function emptySweep(dir: string) {
+  return { ...AuditSweepSchema.parse({ out: dir, data: PNEUMONIAMNIST }), configurations: [] };
+}
+
+test('keep: the rows an earlier sweep wrote into the folder stay in audit.json, the CSV and the report; without it they go', async (t) => {
+  const { dir } = await writeAll();
+  const said: string[] = [];
+  const kept = await runAudit(emptySweep(dir), undefined, (line) => said.push(line), { keep: true });
+  const names = (JSON.parse(readFileSync(kept.json, 'utf8')) as AuditResults).configurations.map((c) => c.name);
+  t.deepEqual(names, ['baseline', 'dp, "eps 8"', EVIL]);
+  t.is(readFileSync(kept.csv, 'utf8').trim().split('\n').length, 4, 'header and three rows');
+  t.true(readFileSync(kept.html, 'utf8').includes('<h3>baseline</h3>'));
+  t.true(said.some((line) => line.includes('kept from') && line.includes('baseline')), said.join('\n'));
+  const fresh = await runAudit(emptySweep(dir), undefined, () => {});
+  t.deepEqual((JSON.parse(readFileSync(fresh.json, 'utf8')) as AuditResults).configurations, []);
+});
+
+test('keep: an unreadable audit.json is named, and nothing is overwritten', async (t) => {
+  const dir = tempDir('secflow-audit-report-');
+  writeFileSync(join(dir, 'audit.json'), '{"configurations": [');
+  const error = await t.throwsAsync(runAudit(emptySweep(dir), undefined, () => {}, { keep: true }));
+  t.true(error!.message.includes(join(dir, 'audit.json')) && error!.message.includes('not readable'), error!.message);
+  t.is(readFileSync(join(dir, 'audit.json'), 'utf8'), '{"configurations": [');
 });
 
 test('nice ticks: steps of 1, 2 or 5, inside the axis, without float noise', (t) => {

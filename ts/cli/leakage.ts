@@ -51,6 +51,7 @@ export function registerLeakageCommands(program: Command): void {
     .option('--rounds <n>', 'override the rounds of every configuration', int)
     .option('--only <names>', 'run only these configurations (comma-separated)', (v: string) => v.split(','))
     .option('--out <dir>', 'output folder')
+    .option('--keep', "keep the rows of the output folder's audit.json that this run does not measure (re-run some rows of a long sweep)")
     .action(async (opts) => {
       const sweep = opts.config ? loadConfigFile(opts.config, AuditSweepSchema) : AuditSweepSchema.parse({});
       if (opts.rounds) sweep.rounds = opts.rounds;
@@ -61,7 +62,7 @@ export function registerLeakageCommands(program: Command): void {
         sweep.configurations = sweep.configurations.filter((c) => (opts.only as string[]).includes(c.name));
       }
       const { runAudit } = await import('../leakage/audit/cli-run.ts');
-      const out = await runAudit(sweep, opts.config, (line) => console.log(line));
+      const out = await runAudit(sweep, opts.config, (line) => console.log(line), { keep: !!opts.keep });
       console.log(`\naudit table: ${out.csv} (${out.json})\nscatter: ${out.png}\nreport: ${out.html}`);
     });
 }

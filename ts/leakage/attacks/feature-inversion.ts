@@ -66,8 +66,15 @@ export function invertFeatures(s: AttackSetting, target: TF.Tensor2D, labels: In
     const d = featureDistances(s, tf.tensor4d(x, shape), target);
     return Float32Array.from(o.bnStatistics ? [objective(tf.tensor4d(x, shape)).dataSync()[0]] : d.dataSync());
   });
+  // One verdict per image where the images are independent problems (per-image batch norm); else one for all.
+  const exactImages = (x: Float32Array) => {
+    const distances = tf.tidy(() => featureDistances(s, tf.tensor4d(x, shape), target).dataSync());
+    return Array.from({ length: s.batch }, (_, i) => (distances.length === s.batch ? distances[i] : distances[0]) < EXACT);
+  };
   let best: { images: Float32Array; loss: number } | undefined;
+  let restartsRun = 0;
   for (let restart = 0; restart < o.restarts; restart++) {
+    restartsRun++;
     // The box is wide: an image found at the wrong scale must not lose its bright pixels to clipping.
     const start = restart === 0 ? o.start : undefined;
     let x = boxedSignedAdam(s, objective, labels, { ...o, restarts: 1, seed: o.seed * 31 + restart, box: [0, 4], start }).images;
@@ -78,14 +85,15 @@ export function invertFeatures(s: AttackSetting, target: TF.Tensor2D, labels: In
       else loss = lossAt(x);
     }
     if (!best || loss < best.loss) best = { images: x, loss };
-    if (best.loss < EXACT) break; // found to float32 precision: no restart can do better
+    // Found to float32 precision: no restart can do better. The verdict reads the feature distance alone:
+    // observed batch-norm statistics of a one-image probe are not matched to 1e-10 even at the true image,
+    // and testing the whole objective ran every restart on images already exact (25 min an audit round).
+    if (exactImages(best.images).every(Boolean)) break;
   }
-  // Per image where the images are independent problems (lossesAt gives one each); else one verdict for all.
-  const losses = o.bnStatistics ? Float32Array.of(best!.loss) : lossesAt(best!.images);
-  const exact = Array.from({ length: s.batch }, (_, i) => (losses.length === s.batch ? losses[i] : losses[0]) < EXACT);
+  const exact = exactImages(best!.images);
   return {
     images: clip01(best!.images), labels, loss: best!.loss, exact,
-    iterations: o.restarts * (o.iterations + o.polishIterations), seconds: (performance.now() - started) / 1000,
+    iterations: restartsRun * (o.iterations + o.polishIterations), seconds: (performance.now() - started) / 1000,
   };
 }
 
