@@ -34,7 +34,6 @@ sweep.out = resolve(HERE, 'results', 'audit');
 if (args.rounds) sweep.rounds = Number(args.rounds);
 if (args.only) sweep.configurations = sweep.configurations.filter((c) => args.only!.split(',').includes(c.name));
 
-
 const started = performance.now();
 const load = loadavg();
 const outputs = await runAudit(sweep, args.config, (line) => console.log(line), { keep: args.keep });
